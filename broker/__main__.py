@@ -1,0 +1,5 @@
+"""``python -m broker`` is ``kubetray``."""
+
+from broker.cli import main
+
+main()

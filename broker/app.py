@@ -1,0 +1,163 @@
+"""Wiring: the one place where real adapters are constructed.
+
+``build_daemon`` assembles a Daemon from parts (tests pass a fake clock or store); ``run`` is what
+``kubetray run`` does: single-instance checks, the keyring check, then serve until told to stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from broker import __version__
+from broker.core.clock import SystemClock
+from broker.core.errors import KubetrayError
+from broker.core.model import Profile
+from broker.core.policy import Policy
+from broker.core.ports import Clock, SecretStore, TokenSource
+from broker.core.scheduler import RefreshScheduler
+from broker.core.service import TokenService
+from broker.ipc import instance, unix
+from broker.ipc.handler import Handler
+from broker.ipc.server import IpcServer, Limits
+from broker.paths import Paths
+from broker.store.profile_registry import JsonProfileRegistry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Daemon:
+    """A running broker: service, refresh scheduler and IPC server. ``stop()`` ends all three."""
+
+    paths: Paths
+    service: TokenService
+    scheduler: RefreshScheduler
+    server: IpcServer
+    executor: ThreadPoolExecutor
+    stopping: threading.Event
+    lock: instance.InstanceLock | None = None
+    _socket_ino: int = field(default=0, init=False)
+
+    def start(self) -> None:
+        self._socket_ino = os.stat(self.paths.socket).st_ino
+        self.service.restore()
+        self.scheduler.start()
+        self.server.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.server.stop()
+        self.scheduler.stop()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        try:  # remove the socket only if it is still ours (a newer daemon may have replaced it)
+            if os.stat(self.paths.socket).st_ino == self._socket_ino:
+                os.unlink(self.paths.socket)
+        except OSError:
+            pass
+        if self.lock is not None:
+            self.lock.release()
+
+
+def build_daemon(
+    paths: Paths,
+    *,
+    store: SecretStore,
+    keyring_name: str,
+    clock: Clock | None = None,
+    source: TokenSource | None = None,
+    policy: Policy | None = None,
+    limits: Limits | None = None,
+    lock: instance.InstanceLock | None = None,
+) -> Daemon:
+    """Assemble a daemon listening at ``paths.socket`` (the caller has checked nobody else is)."""
+    clock = clock or SystemClock()
+    stopping = threading.Event()
+    if source is None:
+        from broker.sources._msal import MsalSource
+        from broker.sources.browser import can_open_browser
+        from broker.sources.http import BoundedSession
+
+        source = MsalSource(store, clock, http_client=BoundedSession(), can_open_browser=can_open_browser,
+                            stopping=stopping)
+    executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="kubetray-flight")
+    service = TokenService(
+        source=source, clock=clock, submit=executor.submit,
+        registry=JsonProfileRegistry(paths.registry), policy=policy or Policy(),
+    )
+    scheduler = RefreshScheduler(service, clock)
+    service.on_change = scheduler.poke
+    unix.secure_runtime_dir(paths.runtime_dir)
+    listener = unix.listen(paths.socket)
+
+    def sign_out(profile: Profile) -> None:
+        source.sign_out(profile)
+
+    handler = Handler(
+        service=service, version=__version__,
+        info={"socket": paths.socket, "keyring": keyring_name, "log_dir": paths.log_dir},
+        on_shutdown=stopping.set, on_logout=sign_out,
+    )
+    server = IpcServer(listener, handler, unix.peer_is_owner, limits or Limits())
+    return Daemon(paths, service, scheduler, server, executor, stopping, lock)
+
+
+def run(*, detach: bool = False, foreground_log: bool = False) -> int:
+    """``kubetray run``: serve until SIGTERM, SIGINT or a shutdown request. Returns the exit status."""
+    from broker import hardening, logsetup
+    from broker.store import keyring_store
+
+    paths = Paths.default()
+    logsetup.configure(paths.log_dir, to_stderr=foreground_log and not detach)
+    hardening.harden_process()
+    try:
+        unix.secure_runtime_dir(paths.runtime_dir)
+    except KubetrayError as exc:
+        return _refuse(exc.message)
+    running = instance.probe(paths.socket)
+    if running:
+        print(f"kubetray is already running (pid {running.get('pid')}, socket {paths.socket})")
+        return 0
+    lock = instance.InstanceLock(paths.runtime_dir)
+    if not lock.try_acquire():
+        return _refuse("another kubetray daemon is starting; run `kubetray status` in a moment")
+    try:
+        backend = keyring_store.default_backend()
+        keyring_store.check_usable(backend)
+        store = keyring_store.KeyringSecretStore(backend)
+        daemon = build_daemon(paths, store=store, keyring_name=store.describe(), lock=lock)
+    except KubetrayError as exc:
+        lock.release()
+        return _refuse(exc.message)
+    daemon.start()
+    log.info("kubetray %s serving on %s (keyring: %s)", __version__, paths.socket, store.describe())
+    if detach:
+        _detach_stdio()
+    else:
+        print(f"kubetray {__version__} serving on {paths.socket}; Ctrl-C stops it", flush=True)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda *_: daemon.stopping.set())
+    while not daemon.stopping.wait(1.0):
+        pass
+    log.info("stopping")
+    daemon.stop()
+    return 0
+
+
+def _refuse(message: str) -> int:
+    log.error("not starting: %s", message)
+    print(f"kubetray: {message}", file=sys.stderr, flush=True)
+    return 2
+
+
+def _detach_stdio() -> None:
+    """Started by a shim: stop writing to the start log it reads, and never hold kubectl's pipes."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)

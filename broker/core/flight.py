@@ -1,0 +1,65 @@
+"""Single flight: one sign-in or refresh per sign-in group, however many callers wait for it.
+
+Every caller that arrives while a flight is running joins it: it gets the same Future, the progress
+lines said so far (so a late shim still shows the device code) and every later one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future
+
+from broker.core.model import Token
+from broker.core.ports import Progress
+
+log = logging.getLogger(__name__)
+
+
+class Flight:
+    """One running acquisition. ``person_present`` and ``allow_auto`` accumulate over its callers: a
+    sign-in may start if any caller has a person at a terminal, or any caller permits an automatic one."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.future: Future[Token] = Future()
+        self.person_present = False
+        self.allow_auto = False
+        self._lock = threading.Lock()
+        self._said: list[str] = []
+        self._listeners: list[Progress] = []
+
+    def join(self, listener: Progress | None, *, person_present: bool, allow_auto: bool) -> Future[Token]:
+        with self._lock:
+            self.person_present |= person_present
+            self.allow_auto |= allow_auto
+            if listener is not None:
+                self._listeners.append(listener)
+                said = list(self._said)
+            else:
+                said = []
+        for line in said:
+            _tell(listener, line)
+        return self.future
+
+    def leave(self, listener: Progress) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def progress(self, line: str) -> None:
+        """Tell every waiting caller, now and later joiners, one line."""
+        with self._lock:
+            self._said.append(line)
+            listeners = list(self._listeners)
+        for listener in listeners:
+            _tell(listener, line)
+
+
+def _tell(listener: Progress | None, line: str) -> None:
+    if listener is None:
+        return
+    try:
+        listener(line)
+    except Exception:  # a caller that went away must not break the flight for the others
+        log.debug("progress listener failed", exc_info=True)

@@ -1,0 +1,58 @@
+"""The ports: what the core needs from the outside world, as Protocols.
+
+Adapters in broker/sources, broker/store and broker/ipc implement them; tests pass fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from broker.core.model import Profile, Token
+
+Progress = Callable[[str], None]
+"""Receives one line for the person waiting (e.g. the device-code message)."""
+
+
+class Clock(Protocol):
+    """Wall-clock time in seconds since the epoch. Tests move it instead of sleeping."""
+
+    def now(self) -> float: ...
+
+
+class TokenSource(Protocol):
+    """Gets tokens from an identity provider for one kind of profile. Raises KubetrayError subclasses."""
+
+    def acquire_silent(self, profile: Profile, *, force_refresh: bool, account_id: str = "") -> Token:
+        """Return a token without user interaction (cache or refresh token); LoginRequired if impossible."""
+        ...
+
+    def sign_in(self, profile: Profile, progress: Progress) -> Token:
+        """Run an interactive sign-in (browser or device code), reporting to ``progress``."""
+        ...
+
+    def sign_out(self, profile: Profile) -> None:
+        """Forget every token this source holds for the profile's sign-in group."""
+        ...
+
+
+class SecretStore(Protocol):
+    """Named secrets in the OS keyring. Raises StoreUnavailable when the keyring cannot be used."""
+
+    def load(self, name: str) -> str | None: ...
+
+    def save(self, name: str, value: str) -> None: ...
+
+    def delete(self, name: str) -> None: ...
+
+    def describe(self) -> str:
+        """A short human-readable name of the backend, e.g. "SecretService Keyring"."""
+        ...
+
+
+class ProfileRegistry(Protocol):
+    """Non-secret metadata of the profiles the daemon has served, kept across restarts."""
+
+    def load(self) -> list[dict[str, object]]: ...
+
+    def save(self, records: list[dict[str, object]]) -> None: ...

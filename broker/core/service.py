@@ -1,0 +1,286 @@
+"""The token service: cache, margins, single flight, sign-in policy and the refresh schedule.
+
+Callers (the IPC handler, the tray, the CLI) ask for a token and get a Future. A fresh token in memory
+is answered at once; otherwise one flight per sign-in group runs on the executor: a silent refresh,
+and a sign-in only when a person is there to do it (or no automatic one was abandoned before).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from broker.core.errors import KubetrayError, LoginFailed, LoginRequired, Timeout
+from broker.core.flight import Flight
+from broker.core.model import Profile, Token
+from broker.core.policy import Policy
+from broker.core.ports import Clock, ProfileRegistry, Progress, TokenSource
+from broker.core.state import (
+    STATE_ERROR,
+    STATE_OK,
+    STATE_SIGN_IN_REQUIRED,
+    STATE_SIGNING_IN,
+    STATE_UNKNOWN,
+    ProfileState,
+    ProfileView,
+)
+
+log = logging.getLogger(__name__)
+
+Submit = Callable[[Callable[[], None]], object]
+
+# A token this close to its real expiry is not handed out even when the provider is down.
+_LAST_RESORT_MARGIN = 10.0
+
+
+@dataclass
+class TokenService:
+    """Use-case object: ``get_token``, ``login``, ``refresh``, ``logout``, ``run_due``, ``snapshot``."""
+
+    source: TokenSource
+    clock: Clock
+    submit: Submit
+    registry: ProfileRegistry | None = None
+    policy: Policy = field(default_factory=Policy)
+    rand: Callable[[], float] = random.random
+    on_change: Callable[[], None] | None = None
+    _states: dict[str, ProfileState] = field(default_factory=dict, init=False)
+    _flights: dict[str, Flight] = field(default_factory=dict, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    # -- start-up ----------------------------------------------------------------------------------
+    def restore(self) -> int:
+        """Load remembered profiles; they are warmed (silently) by the next ``run_due``."""
+        if self.registry is None:
+            return 0
+        loaded = 0
+        for record in self.registry.load():
+            try:
+                state = ProfileState.from_record(record)
+            except (KeyError, TypeError, ValueError):
+                log.warning("ignoring a malformed profile record")
+                continue
+            with self._lock:
+                self._states.setdefault(state.profile.key, state)
+            loaded += 1
+        return loaded
+
+    # -- the fast path -----------------------------------------------------------------------------
+    def cached(self, profile: Profile) -> Token | None:
+        """A servable token from memory, or None. Never blocks on I/O."""
+        now = self.clock.now()
+        with self._lock:
+            state = self._states.get(profile.key)
+            if state is None or state.token is None or not self.policy.is_servable(state.token, now):
+                return None
+            state.last_used = now
+            return state.token
+
+    def serve_until(self, token: Token) -> float:
+        return self.policy.serve_until(token)
+
+    # -- use cases ---------------------------------------------------------------------------------
+    def get_token(self, profile: Profile, *, person_present: bool, progress: Progress | None = None) -> Future[Token]:
+        """For kubectl: cached, else join or start a flight that may sign in."""
+        token = self.cached(profile)
+        if token is not None:
+            done: Future[Token] = Future()
+            done.set_result(token)
+            return done
+        return self._fly(profile, "obtain", progress, person_present=person_present, allow_auto=True)
+
+    def login(self, profile: Profile, progress: Progress | None = None) -> Future[Token]:
+        """A person asked to sign in (CLI, tray): sign in now, or join the flight already running."""
+        return self._fly(profile, "sign_in", progress, person_present=True, allow_auto=True)
+
+    def refresh(self, key: str) -> Future[Token]:
+        """Refresh now without interaction (never starts a sign-in)."""
+        with self._lock:
+            state = self._states.get(key)
+        if state is None:
+            raise KubetrayError(f"no profile {key!r}; `kubetray status` lists them")
+        return self._fly(state.profile, "refresh", None, person_present=False, allow_auto=False)
+
+    def forget_token(self, key: str) -> None:
+        """Drop the in-memory token (after the source signed out); the profile stays known."""
+        with self._lock:
+            state = self._states.get(key)
+            if state is not None:
+                state.token = None
+                state.needs_sign_in = True
+                state.auto_sign_in_blocked = True  # signed out on purpose: wait for a person
+        self._changed()
+
+    def profile(self, key: str) -> Profile | None:
+        with self._lock:
+            state = self._states.get(key)
+            return state.profile if state else None
+
+    # -- the refresh schedule ----------------------------------------------------------------------
+    def next_due(self) -> float | None:
+        """When ``run_due`` next has work, or None."""
+        with self._lock:
+            times = [t for s in self._states.values() if (t := self._due_at(s)) is not None]
+        return min(times) if times else None
+
+    def run_due(self) -> int:
+        """Start a background flight for every profile whose refresh (or warm-up) is due."""
+        now = self.clock.now()
+        with self._lock:
+            due = [s.profile for s in self._states.values() if (t := self._due_at(s)) is not None and t <= now]
+        for profile in due:
+            self._fly(profile, "refresh", None, person_present=False, allow_auto=False)
+        return len(due)
+
+    def _due_at(self, state: ProfileState) -> float | None:
+        if state.profile.key in self._flights or state.needs_sign_in:
+            return None
+        if state.token is None:
+            return None if state.warmed else max(state.retry_at, 0.0)
+        return max(state.refresh_at, state.retry_at)
+
+    # -- flights -----------------------------------------------------------------------------------
+    def _fly(
+        self, profile: Profile, kind: str, progress: Progress | None, *, person_present: bool, allow_auto: bool
+    ) -> Future[Token]:
+        with self._lock:
+            state = self._states.setdefault(profile.key, ProfileState(profile=profile))
+            if profile != state.profile and kind != "refresh":
+                state.profile = profile  # e.g. a new --login-hint or --timeout from the kubeconfig
+            flight = self._flights.get(profile.key)
+            started = flight is None
+            if flight is None:
+                flight = self._flights[profile.key] = Flight(kind)
+        future = flight.join(progress, person_present=person_present, allow_auto=allow_auto)
+        if started:
+            self._changed()
+            self.submit(lambda: self._run(state, flight))
+        return future
+
+    def _run(self, state: ProfileState, flight: Flight) -> None:
+        profile = state.profile
+        try:
+            token = self._acquire(state, flight)
+        except KubetrayError as exc:
+            self._finish(state, flight, error=exc)
+        except Exception as exc:  # an adapter bug must not leave callers waiting forever
+            log.exception("unexpected error while getting a token for profile %s", profile.key)
+            self._finish(state, flight, error=KubetrayError(f"internal error ({type(exc).__name__}); see the log"))
+        else:
+            self._finish(state, flight, token=token)
+
+    def _acquire(self, state: ProfileState, flight: Flight) -> Token:
+        profile = state.profile
+        if flight.kind != "sign_in":
+            try:
+                token = self.source.acquire_silent(
+                    profile, force_refresh=state.token is not None, account_id=state.home_account_id
+                )
+                return token
+            except LoginRequired as exc:
+                reason = exc
+        else:
+            reason = None
+        with self._lock:
+            state.needs_sign_in = True
+            state.warmed = True
+            allowed = flight.person_present or (flight.allow_auto and not state.auto_sign_in_blocked)
+            blocked = state.auto_sign_in_blocked
+        if not allowed:
+            self._changed()
+            if blocked:
+                raise LoginRequired(
+                    f"sign-in to {profile.authority} is required and the last one was not completed; "
+                    "run `kubetray login` (or kubectl in a terminal) to sign in"
+                )
+            raise reason or LoginRequired("sign-in required; run `kubetray login`")
+        self._changed()
+        try:
+            return self.source.sign_in(profile, flight.progress)
+        except (LoginFailed, Timeout, LoginRequired):
+            with self._lock:
+                state.auto_sign_in_blocked = True  # abandoned: no one reopens it but a person
+            raise
+
+    def _finish(self, state: ProfileState, flight: Flight, *, token: Token | None = None,
+                error: KubetrayError | None = None) -> None:
+        now = self.clock.now()
+        fallback: Token | None = None
+        with self._lock:
+            state.warmed = True
+            if token is not None:
+                state.token = token
+                state.account = token.account or state.account
+                state.home_account_id = token.home_account_id or state.home_account_id
+                state.refresh_at = self.policy.refresh_at(token, self.rand)
+                state.last_refresh = now
+                state.failures = 0
+                state.retry_at = 0.0
+                state.needs_sign_in = False
+                state.auto_sign_in_blocked = False
+                state.last_error = state.last_error_code = ""
+            elif error is not None:
+                state.last_error, state.last_error_code = error.message, error.code
+                if isinstance(error, LoginRequired | LoginFailed):
+                    state.token = None
+                else:
+                    state.failures += 1
+                    state.retry_at = now + self.policy.backoff(state.failures, self.rand)
+                    # The provider is down or refusing: a token that still works beats an error.
+                    if state.token is not None and now < state.token.expires_on - _LAST_RESORT_MARGIN:
+                        fallback = state.token
+            del self._flights[state.profile.key]
+            records = [s.to_record() for s in self._states.values()]
+        self._save(records)
+        self._changed()
+        if token is not None:
+            flight.future.set_result(token)
+        elif fallback is not None:
+            log.warning("refresh of %s failed (%s); serving the current token", state.profile.key, error.code)  # type: ignore[union-attr]
+            flight.future.set_result(fallback)
+        else:
+            assert error is not None
+            flight.future.set_exception(error)
+
+    def _save(self, records: list[dict[str, object]]) -> None:
+        if self.registry is None:
+            return
+        try:
+            self.registry.save(records)
+        except OSError as exc:
+            log.warning("could not save the profile registry: %s", exc.strerror)
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+
+    # -- views -------------------------------------------------------------------------------------
+    def snapshot(self) -> list[ProfileView]:
+        now = self.clock.now()
+        with self._lock:
+            return [self._view(s, now) for s in self._states.values()]
+
+    def _view(self, s: ProfileState, now: float) -> ProfileView:
+        flight = self._flights.get(s.profile.key)
+        if flight is not None and s.needs_sign_in:
+            state = STATE_SIGNING_IN
+        elif s.token is not None and now < s.token.expires_on:
+            state = STATE_ERROR if s.failures else STATE_OK
+        elif s.needs_sign_in:
+            state = STATE_SIGN_IN_REQUIRED
+        elif s.failures:
+            state = STATE_ERROR
+        else:
+            state = STATE_UNKNOWN
+        p = s.profile
+        return ProfileView(
+            key=p.key, login=p.login, authority=p.authority, tenant_id=p.tenant_id, client_id=p.client_id,
+            server_id=p.server_id, account=s.account, state=state,
+            expires_on=s.token.expires_on if s.token else None, last_refresh=s.last_refresh,
+            last_error=s.last_error,
+        )
+

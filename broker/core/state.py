@@ -1,0 +1,84 @@
+"""What the daemon knows about each sign-in group, and how that is remembered across restarts."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from broker.core.model import Profile, Token
+
+# Profile fields worth remembering; all of them are non-secret.
+_PROFILE_FIELDS = tuple(f.name for f in dataclasses.fields(Profile))
+
+STATE_OK = "ok"
+STATE_SIGN_IN_REQUIRED = "sign_in_required"
+STATE_SIGNING_IN = "signing_in"
+STATE_ERROR = "error"
+STATE_UNKNOWN = "unknown"
+
+
+@dataclass
+class ProfileState:
+    """Mutable state of one sign-in group; guarded by the service's lock."""
+
+    profile: Profile
+    token: Token | None = field(default=None, repr=False)
+    account: str = ""
+    home_account_id: str = ""
+    refresh_at: float = 0.0
+    last_refresh: float = 0.0
+    last_used: float = 0.0
+    failures: int = 0
+    retry_at: float = 0.0
+    needs_sign_in: bool = False
+    auto_sign_in_blocked: bool = False
+    warmed: bool = False  # a silent acquisition was tried since the daemon started
+    last_error: str = ""
+    last_error_code: str = ""
+
+    def to_record(self) -> dict[str, object]:
+        record: dict[str, object] = {name: getattr(self.profile, name) for name in _PROFILE_FIELDS}
+        record.update(
+            key=self.profile.key,
+            account=self.account,
+            home_account_id=self.home_account_id,
+            expires_on=self.token.expires_on if self.token else None,
+            last_refresh=self.last_refresh,
+            last_used=self.last_used,
+            needs_sign_in=self.needs_sign_in,
+        )
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, object]) -> ProfileState:
+        """Rebuild from a registry record; raises ValueError/TypeError on a malformed one."""
+        values = {name: record[name] for name in _PROFILE_FIELDS if name in record}
+        profile = Profile(**values)  # type: ignore[arg-type]
+        return cls(
+            profile=profile,
+            account=str(record.get("account") or ""),
+            home_account_id=str(record.get("home_account_id") or ""),
+            last_refresh=float(record.get("last_refresh") or 0.0),  # type: ignore[arg-type]
+            last_used=float(record.get("last_used") or 0.0),  # type: ignore[arg-type]
+            needs_sign_in=bool(record.get("needs_sign_in")),
+        )
+
+
+@dataclass(frozen=True)
+class ProfileView:
+    """A read-only snapshot for status, the tray and the CLI. No secrets."""
+
+    key: str
+    login: str
+    authority: str
+    tenant_id: str
+    client_id: str
+    server_id: str
+    account: str
+    state: str
+    expires_on: float | None
+    last_refresh: float
+    last_error: str
+
+    def to_json(self) -> dict[str, object]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,143 @@
+"""The protocol: decode one request line, call the service, write the reply lines.
+
+Transport-agnostic: the server hands it a request line and a ``send`` callable. Every failure becomes
+an error reply with a stable code; nothing a client sends can take the daemon down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from broker.core.errors import BadRequest, KubetrayError, UnsupportedVersion
+from broker.core.execcred import exec_credential, parse_exec_info
+from broker.core.kubelogin_args import parse_get_token
+from broker.core.model import Profile, Token
+from broker.core.service import TokenService
+from broker.ipc import framing
+from shim import wire
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[bytes], None]
+
+
+@dataclass
+class Handler:
+    """Serves the ops of protocol version 1: ping, exec, status, login, refresh, logout, shutdown."""
+
+    service: TokenService
+    version: str = "0"
+    info: dict[str, object] = field(default_factory=dict)  # socket, keyring backend, … for status
+    on_shutdown: Callable[[], None] | None = None
+    on_logout: Callable[[Profile], None] | None = None
+
+    async def handle(self, line: bytes, send: Send) -> None:
+        try:
+            request = self._decode(line)
+            op = request.get("op")
+            method = getattr(self, f"_op_{op}", None) if isinstance(op, str) and op.isidentifier() else None
+            if method is None:
+                raise BadRequest(f"unknown op {op!r}; this daemon speaks protocol version {wire.PROTOCOL_VERSION}")
+            await method(request, send)
+        except KubetrayError as exc:
+            send(framing.error(exc))
+        except Exception:
+            log.exception("unexpected error while serving a request")
+            send(framing.error(KubetrayError("internal error in the kubetray daemon; see its log")))
+
+    @staticmethod
+    def _decode(line: bytes) -> dict[str, Any]:
+        try:
+            request = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest("the request is not a JSON line") from None
+        if not isinstance(request, dict):
+            raise BadRequest("the request must be a JSON object")
+        if request.get("v") != wire.PROTOCOL_VERSION:
+            raise UnsupportedVersion(
+                f"protocol version {request.get('v')!r} is not supported (this daemon speaks "
+                f"{wire.PROTOCOL_VERSION}); restart the daemon after upgrading: `kubetray stop`"
+            )
+        return request
+
+    # -- ops ---------------------------------------------------------------------------------------
+    async def _op_ping(self, request: dict[str, Any], send: Send) -> None:
+        send(framing.reply("pong", pid=os.getpid(), version=self.version))
+
+    async def _op_exec(self, request: dict[str, Any], send: Send) -> None:
+        argv = request.get("argv")
+        if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+            raise BadRequest("argv must be a list of strings")
+        raw_info = request.get("exec_info")
+        if raw_info is not None and not isinstance(raw_info, str):
+            raise BadRequest("exec_info must be a string or null")
+        profile = parse_get_token(argv)
+        info = parse_exec_info(raw_info)
+        token = self.service.cached(profile)
+        if token is None:
+            person = info.interactive if info.interactive is not None else request.get("stdin_tty") is True
+            token = await self._await(self.service.get_token, profile, send, person_present=person)
+        body = exec_credential(info.api_version, token.access_token, self.service.serve_until(token))
+        send(framing.credential(body))
+
+    async def _op_login(self, request: dict[str, Any], send: Send) -> None:
+        for profile in self._profiles(request, only_needing_sign_in=True):
+            token = await self._await(self.service.login, profile, send)
+            send(framing.reply("signed_in", key=profile.key, account=token.account, expires_on=token.expires_on))
+        send(framing.reply("done"))
+
+    async def _op_refresh(self, request: dict[str, Any], send: Send) -> None:
+        for profile in self._profiles(request):
+            fut = self.service.refresh(profile.key)
+            token = await asyncio.wrap_future(fut)
+            send(framing.reply("refreshed", key=profile.key, expires_on=token.expires_on))
+        send(framing.reply("done"))
+
+    async def _op_logout(self, request: dict[str, Any], send: Send) -> None:
+        for profile in self._profiles(request):
+            if self.on_logout is not None:
+                await asyncio.get_running_loop().run_in_executor(None, self.on_logout, profile)
+            self.service.forget_token(profile.key)
+            send(framing.reply("signed_out", key=profile.key))
+        send(framing.reply("done"))
+
+    async def _op_status(self, request: dict[str, Any], send: Send) -> None:
+        profiles = [view.to_json() for view in self.service.snapshot()]
+        send(framing.reply("status", pid=os.getpid(), version=self.version, profiles=profiles, **self.info))
+
+    async def _op_shutdown(self, request: dict[str, Any], send: Send) -> None:
+        send(framing.reply("bye"))
+        if self.on_shutdown is not None:
+            self.on_shutdown()
+
+    # -- helpers -----------------------------------------------------------------------------------
+    async def _await(self, start: Callable[..., Any], profile: Profile, send: Send, **kwargs: Any) -> Token:
+        loop = asyncio.get_running_loop()
+
+        def relay(message: str) -> None:
+            loop.call_soon_threadsafe(send, framing.progress(message))
+
+        token: Token = await asyncio.wrap_future(start(profile, progress=relay, **kwargs))
+        return token
+
+    def _profiles(self, request: dict[str, Any], *, only_needing_sign_in: bool = False) -> list[Profile]:
+        """The profiles a management op names: ``argv`` (like exec), ``key``, or ``all``."""
+        if isinstance(request.get("argv"), list):
+            return [parse_get_token([str(a) for a in request["argv"]])]
+        views = self.service.snapshot()
+        key = request.get("key")
+        if isinstance(key, str) and key:
+            matches = [v for v in views if v.key.startswith(key)]
+            if len(matches) != 1:
+                raise BadRequest(f"no single profile matches {key!r}; `kubetray status` lists them")
+            views = matches
+        elif only_needing_sign_in and not request.get("all"):
+            views = [v for v in views if v.state in ("sign_in_required", "unknown", "error")]
+        found = [self.service.profile(v.key) for v in views]
+        return [p for p in found if p is not None]

@@ -1,0 +1,56 @@
+"""One daemon per user: find a running one, hold the instance lock, talk to it as a client."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+from shim import wire
+
+
+class InstanceLock:
+    """An flock held for the daemon's lifetime; the kernel releases it if the daemon dies."""
+
+    def __init__(self, runtime_dir: str) -> None:
+        self._path = os.path.join(runtime_dir, "daemon.lock")
+        self._fd: int | None = None
+
+    def try_acquire(self) -> bool:
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def request(path: str, op: str, *, timeout: float | None = 5.0, **fields: Any) -> Iterator[dict[str, Any]]:
+    """Send one request and yield its reply lines as dicts (the last is the final one)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(path)
+        sock.sendall(json.dumps({"v": wire.PROTOCOL_VERSION, "op": op, **fields}).encode() + b"\n")
+        with sock.makefile("rb") as replies:
+            for line in replies:
+                yield json.loads(line)
+
+
+def probe(path: str, timeout: float = 2.0) -> dict[str, Any] | None:
+    """The running daemon's pong (pid, version), or None if nothing answers at ``path``."""
+    with contextlib.suppress(OSError, ValueError):
+        for reply in request(path, "ping", timeout=timeout):
+            if reply.get("type") == "pong":
+                return reply
+    return None

@@ -1,0 +1,129 @@
+"""The local server: an asyncio loop in its own thread, serving a listening socket.
+
+It checks who is calling before reading a byte, bounds the request size, the time to send it and the
+number of connections, and answers every request with structured replies from the Handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from broker.core.errors import BadRequest, Busy, Forbidden, Timeout
+from broker.ipc import framing
+from broker.ipc.handler import Handler
+from shim import wire
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_connections: int = 256
+    request_timeout: float = 5.0  # to send the request line; the reply may take as long as a sign-in
+    max_request_bytes: int = wire.MAX_REQUEST_BYTES
+
+
+class IpcServer:
+    """Serves ``listener`` with ``handler`` until ``stop()``; ``peer_ok`` vets each connection."""
+
+    def __init__(
+        self,
+        listener: socket.socket,
+        handler: Handler,
+        peer_ok: Callable[[socket.socket], bool],
+        limits: Limits = Limits(),
+    ) -> None:
+        self._listener = listener
+        self._handler = handler
+        self._peer_ok = peer_ok
+        self._limits = limits
+        self._active = 0
+        self._last_cap_log = 0.0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stopped: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name="kubetray-ipc", daemon=True)
+
+    @property
+    def active_connections(self) -> int:
+        return self._active
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait(10)
+
+    def stop(self) -> None:
+        if self._stopped is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stopped.set)
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._serve())
+        finally:
+            self._loop.close()
+
+    async def _serve(self) -> None:
+        self._stopped = asyncio.Event()
+        server = await asyncio.start_unix_server(
+            self._client, sock=self._listener, limit=self._limits.max_request_bytes
+        )
+        self._ready.set()
+        async with server:
+            await self._stopped.wait()
+            server.close()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        def send(data: bytes) -> None:
+            if not writer.is_closing():
+                writer.write(data)
+
+        try:
+            if self._active >= self._limits.max_connections:
+                self._log_cap()
+                send(framing.error(Busy("the kubetray daemon is busy; try again")))
+                return
+            self._active += 1
+            try:
+                sock = writer.get_extra_info("socket")
+                if sock is None or not self._peer_ok(sock):
+                    log.warning("refused a connection from another user")
+                    send(framing.error(Forbidden("this kubetray daemon serves only the user who runs it")))
+                    return
+                line = await self._read_request(reader, send)
+                if line is not None:
+                    await self._handler.handle(line, send)
+                    await writer.drain()
+            finally:
+                self._active -= 1
+        except (ConnectionError, OSError):
+            pass  # the client went away; nothing to tell anyone
+        finally:
+            writer.close()
+
+    async def _read_request(self, reader: asyncio.StreamReader, send: Callable[[bytes], None]) -> bytes | None:
+        try:
+            line = await asyncio.wait_for(reader.readuntil(b"\n"), self._limits.request_timeout)
+        except asyncio.TimeoutError:
+            send(framing.error(Timeout("no complete request within the time allowed")))
+        except asyncio.LimitOverrunError:
+            send(framing.error(BadRequest(f"request larger than {self._limits.max_request_bytes} bytes")))
+        except asyncio.IncompleteReadError as exc:
+            if exc.partial:
+                send(framing.error(BadRequest("the request line was not terminated by a newline")))
+        else:
+            return line
+        return None
+
+    def _log_cap(self) -> None:
+        now = time.monotonic()
+        if now - self._last_cap_log > 10:
+            self._last_cap_log = now
+            log.warning("connection limit of %d reached; refusing new connections", self._limits.max_connections)

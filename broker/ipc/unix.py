@@ -1,0 +1,74 @@
+"""The Unix domain socket transport: a private directory, a 0600 socket, and the peer's uid.
+
+Everything platform-specific about local sockets lives here; the Windows named pipe is its own module
+with the same three duties (secure the endpoint, listen, tell who is calling).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import stat
+import struct
+import sys
+
+from broker.core.errors import InsecureRuntimeDir
+
+
+def secure_runtime_dir(path: str) -> None:
+    """Create ``path`` 0700 if missing; refuse it unless it is a real directory, ours, mode 0700."""
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        st = os.lstat(path)
+    except OSError as exc:
+        raise InsecureRuntimeDir(f"cannot create the socket directory {path}: {exc.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise InsecureRuntimeDir(f"{path} is not a directory (a link or file is in the way); remove it")
+    if st.st_uid != os.getuid():
+        raise InsecureRuntimeDir(
+            f"the socket directory {path} belongs to uid {st.st_uid}, not to you; remove it and start again"
+        )
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o077:
+        raise InsecureRuntimeDir(
+            f"the socket directory {path} has mode {mode:04o}; run `chmod 700 {path}` and start again"
+        )
+
+
+def listen(path: str, backlog: int = 512) -> socket.socket:
+    """Bind a fresh socket at ``path`` (0600 from the start: no window where others could connect)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)  # the caller has established that nobody answers on it
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    sock.listen(backlog)
+    return sock
+
+
+def peer_uid(sock: socket.socket) -> int | None:
+    """The uid of the process at the other end, from the kernel (None if the platform cannot say)."""
+    if sys.platform.startswith("linux"):
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        _pid, uid, _gid = struct.unpack("3i", creds)
+        return int(uid)
+    if sys.platform == "darwin" or "bsd" in sys.platform:
+        # struct xucred { u_int cr_version; uid_t cr_uid; short cr_ngroups; gid_t cr_groups[16]; }
+        sol_local, local_peercred = 0, 0x001
+        creds = sock.getsockopt(sol_local, local_peercred, struct.calcsize("IIh16I"))
+        return int(struct.unpack_from("II", creds)[1])
+    return None
+
+
+def peer_is_owner(sock: socket.socket) -> bool:
+    """Only the daemon's own user may ask it for tokens (root included: root gets its own daemon)."""
+    try:
+        uid = peer_uid(sock)
+    except OSError:
+        return False
+    return uid is not None and uid == os.getuid()

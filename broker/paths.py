@@ -1,0 +1,32 @@
+"""Where kubetray keeps things, per user (platformdirs), overridable for tests and odd setups."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import platformdirs
+
+from shim import wire
+
+
+@dataclass(frozen=True)
+class Paths:
+    runtime_dir: str  # the socket, start lock, start log (0700)
+    socket: str
+    state_dir: str  # profiles.json (non-secret)
+    log_dir: str
+
+    @classmethod
+    def default(cls) -> Paths:
+        socket = wire.socket_path()
+        return cls(
+            runtime_dir=os.path.dirname(socket),
+            socket=socket,
+            state_dir=os.environ.get("KUBETRAY_STATE_DIR") or platformdirs.user_state_dir(wire.APP_NAME),
+            log_dir=os.environ.get("KUBETRAY_LOG_DIR") or platformdirs.user_log_dir(wire.APP_NAME),
+        )
+
+    @property
+    def registry(self) -> str:
+        return os.path.join(self.state_dir, "profiles.json")

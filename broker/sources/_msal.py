@@ -1,0 +1,211 @@
+"""Entra ID sign-in through MSAL's public client: the only module that imports msal.
+
+One MSAL application (and one serialized token cache in the keyring) per authority + client id; the
+cache is written back only when MSAL reports a change. Nothing above this module sees an MSAL dict.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msal
+import requests
+
+from broker.core.errors import KubetrayError, LoginFailed, LoginRequired
+from broker.core.model import LOGIN_DEVICECODE, Profile, Token
+from broker.core.ports import Clock, Progress, SecretStore
+from broker.sources import _errors
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _App:
+    app: msal.PublicClientApplication
+    cache: msal.SerializableTokenCache
+    cache_name: str
+    lock: threading.Lock
+
+
+class MsalSource:
+    """TokenSource for Entra ID ``interactive`` and ``devicecode`` profiles."""
+
+    def __init__(
+        self,
+        store: SecretStore,
+        clock: Clock,
+        *,
+        http_client: Any,
+        can_open_browser: Callable[[], bool],
+        stopping: threading.Event | None = None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._http = http_client
+        self._can_open_browser = can_open_browser
+        self._stopping = stopping or threading.Event()
+        self._apps: dict[tuple[str, str, bool], _App] = {}
+        self._lock = threading.Lock()
+
+    # -- TokenSource -------------------------------------------------------------------------------
+    def acquire_silent(self, profile: Profile, *, force_refresh: bool, account_id: str = "") -> Token:
+        app = self._app(profile)
+        account = self._account(app, profile, account_id)
+        if account is None:
+            raise LoginRequired(f"not signed in to {profile.authority} yet; {_errors.SIGN_IN_HINT}")
+        started = self._clock.now()
+        try:
+            result = app.app.acquire_token_silent_with_error(
+                list(profile.scopes), account, force_refresh=force_refresh
+            )
+        except Exception as exc:
+            raise _errors.from_exception(exc, profile.authority) from None
+        finally:
+            self._persist(app)
+        if result is None:
+            raise LoginRequired(f"no usable token for {profile.authority}; {_errors.SIGN_IN_HINT}")
+        return self._token(result, started, account)
+
+    def sign_in(self, profile: Profile, progress: Progress) -> Token:
+        app = self._app(profile)
+        if profile.login == LOGIN_DEVICECODE:
+            return self._device_code(app, profile, progress)
+        if not self._can_open_browser():
+            progress("kubetray: no browser can be opened here, so signing in with a device code instead.")
+            return self._device_code(app, profile, progress)
+        return self._interactive(app, profile, progress)
+
+    def sign_out(self, profile: Profile) -> None:
+        app = self._app(profile)
+        for account in app.app.get_accounts():
+            app.app.remove_account(account)
+        self._persist(app)
+
+    # -- flows -------------------------------------------------------------------------------------
+    def _interactive(self, app: _App, profile: Profile, progress: Progress) -> Token:
+        def before_ui(**_: Any) -> None:
+            progress(
+                f"kubetray: signing in to tenant {profile.tenant_id} in your browser "
+                f"(waiting up to {int(profile.timeout)} s)…"
+            )
+
+        started = self._clock.now()
+        try:
+            result = app.app.acquire_token_interactive(
+                list(profile.scopes),
+                login_hint=profile.login_hint or None,
+                timeout=max(1, int(profile.timeout)),
+                port=profile.redirect_port,
+                on_before_launching_ui=before_ui,
+            )
+        except RuntimeError as exc:  # msal's BrowserInteractionTimeoutError
+            raise LoginFailed(
+                f"the browser sign-in was not completed within {int(profile.timeout)} s; "
+                f"{_errors.SIGN_IN_HINT}"
+            ) from exc
+        except Exception as exc:
+            raise _errors.from_exception(exc, profile.authority) from None
+        finally:
+            self._persist(app)
+        return self._token(result, started, None, during_sign_in=True)
+
+    def _device_code(self, app: _App, profile: Profile, progress: Progress) -> Token:
+        try:
+            flow = app.app.initiate_device_flow(scopes=list(profile.scopes))
+        except Exception as exc:
+            raise _errors.from_exception(exc, profile.authority) from None
+        if "user_code" not in flow:
+            raise _errors.from_result(flow, during_sign_in=True)
+        message = flow.get("message") or (
+            f"To sign in, use a web browser to open the page {flow.get('verification_uri')} "
+            f"and enter the code {flow['user_code']} to authenticate."
+        )
+        progress(f"kubetray: {message}")
+        expires_at = float(flow.get("expires_at") or 0)
+        started = self._clock.now()
+        try:
+            result = app.app.acquire_token_by_device_flow(
+                flow, exit_condition=lambda f: self._stopping.is_set() or self._clock.now() > expires_at
+            )
+        except Exception as exc:
+            raise _errors.from_exception(exc, profile.authority) from None
+        finally:
+            self._persist(app)
+        if result.get("error") == "authorization_pending":
+            raise LoginFailed(f"the device code expired before it was used; {_errors.SIGN_IN_HINT}")
+        return self._token(result, started, None, during_sign_in=True)
+
+    # -- plumbing ----------------------------------------------------------------------------------
+    def _app(self, profile: Profile) -> _App:
+        key = (profile.authority.rstrip("/").lower(), profile.client_id, profile.instance_discovery)
+        with self._lock:
+            found = self._apps.get(key)
+            if found is not None:
+                return found
+            cache = msal.SerializableTokenCache()
+            serialized = self._store.load(profile.cache_name)
+            if serialized:
+                try:
+                    cache.deserialize(serialized)
+                except ValueError:
+                    log.warning("the token cache for %s was unreadable; starting empty", profile.key)
+            try:
+                app = msal.PublicClientApplication(
+                    profile.client_id,
+                    authority=profile.authority,
+                    token_cache=cache,
+                    http_client=self._http,
+                    instance_discovery=None if profile.instance_discovery else False,
+                )
+            except (ValueError, requests.exceptions.RequestException) as exc:
+                raise _errors.from_exception(exc, profile.authority) from None
+            found = self._apps[key] = _App(app, cache, profile.cache_name, threading.Lock())
+            return found
+
+    def _persist(self, app: _App) -> None:
+        with app.lock:
+            if not app.cache.has_state_changed:
+                return
+            try:
+                self._store.save(app.cache_name, app.cache.serialize())
+            except KubetrayError as exc:  # keep the token in memory; retried on the next change
+                log.error("could not write the token cache to the keyring: %s", exc.message)
+                return
+            app.cache.has_state_changed = False
+
+    @staticmethod
+    def _account(app: _App, profile: Profile, account_id: str) -> dict[str, Any] | None:
+        accounts: list[dict[str, Any]] = app.app.get_accounts(username=profile.login_hint or None)
+        if account_id:
+            for account in accounts:
+                if account.get("home_account_id") == account_id:
+                    return account
+        return accounts[0] if len(accounts) == 1 or (accounts and not account_id) else None
+
+    def _token(
+        self,
+        result: Mapping[str, Any] | None,
+        started: float,
+        account: Mapping[str, Any] | None,
+        *,
+        during_sign_in: bool = False,
+    ) -> Token:
+        if not result or "access_token" not in result:
+            raise _errors.from_result(result or {"error": "no_result"}, during_sign_in=during_sign_in)
+        claims = result.get("id_token_claims") or {}
+        username = (account or {}).get("username") or claims.get("preferred_username") or claims.get("upn") or ""
+        home = (account or {}).get("home_account_id") or ""
+        if not home and claims.get("oid") and claims.get("tid"):
+            home = f"{claims['oid']}.{claims['tid']}"
+        return Token(
+            access_token=str(result["access_token"]),
+            expires_on=started + float(result.get("expires_in") or 0),
+            obtained_at=started,
+            account=str(username),
+            home_account_id=str(home),
+            tenant_id=str(claims.get("tid") or ""),
+        )

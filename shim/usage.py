@@ -1,0 +1,44 @@
+"""Help text for kubetray-shim (only imported for --help)."""
+
+import sys
+
+USAGE = """\
+usage: kubetray-shim get-token [kubelogin flags]
+
+The kubectl exec credential plugin of kubetray. It asks the kubetray daemon for a token and prints an
+ExecCredential; the daemon signs you in once and refreshes tokens ahead of time.
+
+It accepts Azure kubelogin's get-token flags, so an existing kubeconfig switches by changing only
+`command:`:
+  -l, --login MODE                interactive (default) or devicecode
+      --server-id ID              the AKS server application id (the token's audience)
+      --client-id ID              the public client application id
+  -t, --tenant-id ID              the Entra tenant
+  -e, --environment NAME          AzurePublicCloud, AzureChinaCloud or AzureUSGovernmentCloud
+      --authority-host URL        sign in at URL/<tenant> instead
+      --disable-instance-discovery
+      --timeout DURATION          how long a sign-in may take (e.g. 60s, 5m)
+      --login-hint UPN            the account to pick
+      --redirect-url URL          loopback redirect for the browser sign-in (http://localhost:PORT)
+
+Example kubeconfig user:
+  exec:
+    apiVersion: client.authentication.k8s.io/v1
+    command: /absolute/path/to/kubetray-shim
+    args: [get-token, --login, interactive, --server-id, 6dae42f8-4368-4678-94ff-3960e28e3630,
+           --client-id, 80faf920-1908-4b52-b5ef-a8e7bedfc67a, --tenant-id, <tenant>]
+    interactiveMode: IfAvailable
+"""
+
+
+def show(argv: "list[str]") -> int:
+    if argv and argv[0] in ("--version", "version"):
+        from importlib import metadata
+
+        try:
+            print("kubetray-shim", metadata.version("kubetray"))
+        except metadata.PackageNotFoundError:
+            print("kubetray-shim (not installed)")
+        return 0
+    sys.stdout.write(USAGE)
+    return 0
