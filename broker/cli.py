@@ -18,6 +18,7 @@ EPILOG = """examples:
   kubetray login               sign in to every profile that needs it
   kubetray logout --all        remove every token from the keyring
   kubetray stop                stop the daemon (the next kubectl call starts it again)
+  kubetray shim-path           print the shim's fast launcher path, for a kubeconfig's `command:`
 """
 
 
@@ -40,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     refresh = sub.add_parser("refresh", help="refresh tokens now")
     refresh.add_argument("profile", nargs="?")
     sub.add_parser("stop", help="stop the daemon")
+    sub.add_parser("shim-path", help="write the fast shim launcher and print its path (for kubeconfigs)")
     return p
 
 
@@ -58,6 +60,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run(detach=args.detach, foreground_log=not args.detach)
     if args.command is None:
         _parser().print_help()
+        return 0
+    if args.command == "shim-path":
+        from broker.launcher import ensure_launcher
+
+        print(ensure_launcher())
         return 0
     paths = Paths.default()
     from broker.ipc import instance

@@ -51,6 +51,9 @@ class TokenService:
     _states: dict[str, ProfileState] = field(default_factory=dict, init=False)
     _flights: dict[str, Flight] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _stats: dict[str, int] = field(
+        default_factory=lambda: {"served_from_memory": 0, "waited": 0, "flights": 0}, init=False
+    )
 
     # -- start-up ----------------------------------------------------------------------------------
     def restore(self) -> int:
@@ -78,6 +81,7 @@ class TokenService:
             if state is None or state.token is None or not self.policy.is_servable(state.token, now):
                 return None
             state.last_used = now
+            self._stats["served_from_memory"] += 1
             return state.token
 
     def serve_until(self, token: Token) -> float:
@@ -91,6 +95,8 @@ class TokenService:
             done: Future[Token] = Future()
             done.set_result(token)
             return done
+        with self._lock:
+            self._stats["waited"] += 1
         return self._fly(profile, "obtain", progress, person_present=person_present, allow_auto=True)
 
     def login(self, profile: Profile, progress: Progress | None = None) -> Future[Token]:
@@ -155,6 +161,7 @@ class TokenService:
             started = flight is None
             if flight is None:
                 flight = self._flights[profile.key] = Flight(kind)
+                self._stats["flights"] += 1
         future = flight.join(progress, person_present=person_present, allow_auto=allow_auto)
         if started:
             self._changed()
@@ -259,6 +266,11 @@ class TokenService:
             self.on_change()
 
     # -- views -------------------------------------------------------------------------------------
+    def stats(self) -> dict[str, int]:
+        """Counters since start: tokens served from memory, callers that waited, flights started."""
+        with self._lock:
+            return dict(self._stats)
+
     def snapshot(self) -> list[ProfileView]:
         now = self.clock.now()
         with self._lock:

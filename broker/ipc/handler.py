@@ -7,6 +7,7 @@ an error reply with a stable code; nothing a client sends can take the daemon do
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -36,6 +37,14 @@ class Handler:
     info: dict[str, object] = field(default_factory=dict)  # socket, keyring backend, … for status
     on_shutdown: Callable[[], None] | None = None
     on_logout: Callable[[Profile], None] | None = None
+
+    def __post_init__(self) -> None:
+        # Cached per (apiVersion, token) so the hot path does no JSON encoding.
+        self._credential_line = functools.lru_cache(maxsize=64)(self._make_credential_line)
+
+    def _make_credential_line(self, api_version: str, token: Token) -> bytes:
+        expiration = self.service.serve_until(token)
+        return framing.credential(exec_credential(api_version, token.access_token, expiration))
 
     async def handle(self, line: bytes, send: Send) -> None:
         try:
@@ -77,14 +86,13 @@ class Handler:
         raw_info = request.get("exec_info")
         if raw_info is not None and not isinstance(raw_info, str):
             raise BadRequest("exec_info must be a string or null")
-        profile = parse_get_token(argv)
-        info = parse_exec_info(raw_info)
+        profile = _parse_argv(tuple(argv))
+        info = _parse_info(raw_info)
         token = self.service.cached(profile)
         if token is None:
             person = info.interactive if info.interactive is not None else request.get("stdin_tty") is True
             token = await self._await(self.service.get_token, profile, send, person_present=person)
-        body = exec_credential(info.api_version, token.access_token, self.service.serve_until(token))
-        send(framing.credential(body))
+        send(self._credential_line(info.api_version, token))
 
     async def _op_login(self, request: dict[str, Any], send: Send) -> None:
         for profile in self._profiles(request, only_needing_sign_in=True):
@@ -104,12 +112,14 @@ class Handler:
             if self.on_logout is not None:
                 await asyncio.get_running_loop().run_in_executor(None, self.on_logout, profile)
             self.service.forget_token(profile.key)
+            self._credential_line.cache_clear()
             send(framing.reply("signed_out", key=profile.key))
         send(framing.reply("done"))
 
     async def _op_status(self, request: dict[str, Any], send: Send) -> None:
         profiles = [view.to_json() for view in self.service.snapshot()]
-        send(framing.reply("status", pid=os.getpid(), version=self.version, profiles=profiles, **self.info))
+        send(framing.reply("status", pid=os.getpid(), version=self.version, profiles=profiles,
+                           stats=self.service.stats(), **self.info))
 
     async def _op_shutdown(self, request: dict[str, Any], send: Send) -> None:
         send(framing.reply("bye"))
@@ -141,3 +151,10 @@ class Handler:
             views = [v for v in views if v.state in ("sign_in_required", "unknown", "error")]
         found = [self.service.profile(v.key) for v in views]
         return [p for p in found if p is not None]
+
+
+# The same kubeconfig sends the same arguments thousands of times: parse each distinct one once.
+# (lru_cache does not cache exceptions, so bad arguments are re-checked and re-reported every time.)
+_parse_argv = functools.lru_cache(maxsize=256)(lambda argv: parse_get_token(list(argv)))
+_parse_info = functools.lru_cache(maxsize=64)(parse_exec_info)
+
