@@ -79,7 +79,9 @@ def _client(path: str, request: bytes, stop_at: float, out: list[float]) -> None
         out.append(time.perf_counter() - t0)
 
 
-def _client_process(path: str, request: bytes, threads: int, seconds: float, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _client_process(
+    path: str, request: bytes, threads: int, seconds: float, queue: multiprocessing.Queue  # type: ignore[type-arg]
+) -> None:
     stop_at = time.perf_counter() + seconds
     results: list[list[float]] = [[] for _ in range(threads)]
     workers = [threading.Thread(target=_client, args=(path, request, stop_at, results[i])) for i in range(threads)]
@@ -90,7 +92,9 @@ def _client_process(path: str, request: bytes, threads: int, seconds: float, que
     queue.put([x for r in results for x in r])
 
 
-def throughput(path: str, request: bytes, clients: int = 32, processes: int = 4, seconds: float = 4.0) -> dict[str, float]:
+def throughput(
+    path: str, request: bytes, clients: int = 32, processes: int = 4, seconds: float = 4.0
+) -> dict[str, float]:
     queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
     procs = [multiprocessing.Process(target=_client_process, args=(path, request, clients // processes, seconds, queue))
              for _ in range(processes)]
@@ -157,7 +161,8 @@ def _run(root: Path, env: dict[str, str], runs: int) -> dict[str, object]:
         shim_env = {**rig.env, "KUBERNETES_EXEC_INFO": exec_info}
         shim_args = rig.get_token_args()
         # a static-token kubeconfig for the same cluster, with the token the daemon serves
-        token = json.loads(rig.run(fast, *shim_args, **{"KUBERNETES_EXEC_INFO": exec_info}).stdout)["status"]["token"]
+        reply = rig.run(fast, *shim_args, credential_on_stdout=True, KUBERNETES_EXEC_INFO=exec_info)
+        token = json.loads(reply.stdout)["status"]["token"]
         config = json.loads((rig.root / "kubeconfig").read_text())
         static = json.loads(json.dumps(config))
         static["users"][0]["user"] = {"token": token}
@@ -181,9 +186,11 @@ def _run(root: Path, env: dict[str, str], runs: int) -> dict[str, object]:
             "shim_console_script": ([str(Path(python).parent / "kubetray-shim"), *shim_args], shim_env),
             "baseline_plugin": ([*baseline], shim_env),
         }, runs)
+        static_env = {**rig.env, "KUBECONFIG": str(rig.root / "kubeconfig-static")}
+        fast_env = {**rig.env, "KUBECONFIG": str(rig.root / "kubeconfig-fast")}
         kubectl_times = side_by_side({
-            "kubectl_static": ([kubectl, "get", "pods"], {**rig.env, "KUBECONFIG": str(rig.root / "kubeconfig-static")}),
-            "kubectl_shim": ([kubectl, "get", "pods"], {**rig.env, "KUBECONFIG": str(rig.root / "kubeconfig-fast")}),
+            "kubectl_static": ([kubectl, "get", "pods"], static_env),
+            "kubectl_shim": ([kubectl, "get", "pods"], fast_env),
         }, max(10, runs // 2))
         request = json.dumps({"v": 1, "op": "exec", "argv": shim_args, "exec_info": exec_info}).encode() + b"\n"
         load = throughput(str(rig.socket), request)

@@ -25,7 +25,7 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
-def configure(log_dir: str, *, level: int = logging.INFO, to_stderr: bool = False) -> str:
+def configure(log_dir: str, *, level: int = logging.INFO) -> str:
     """Log to ``<log_dir>/kubetray.log`` (1 MiB × 3). Returns the log file's path."""
     os.makedirs(log_dir, mode=0o700, exist_ok=True)
     path = os.path.join(log_dir, "kubetray.log")
@@ -36,12 +36,15 @@ def configure(log_dir: str, *, level: int = logging.INFO, to_stderr: bool = Fals
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    if to_stderr:
-        err = logging.StreamHandler()
-        err.setFormatter(formatter)
-        root.addHandler(err)
     root.setLevel(level)
     # MSAL logs request details at DEBUG/INFO; keep it to warnings.
     logging.getLogger("msal").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     return path
+
+
+def log_to_stderr() -> None:
+    """Also log to stderr (``kubetray run`` in a terminal), once the start-up checks have passed."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)

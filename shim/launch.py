@@ -5,11 +5,10 @@ directory; the first starts the daemon and waits until its socket answers, the o
 running. The daemon itself also refuses to run twice (see broker/ipc/instance.py).
 """
 
+import _socket
 import os
 import sys
 import time
-
-import _socket
 
 from shim import main as _main
 

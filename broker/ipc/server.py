@@ -7,6 +7,7 @@ number of connections, and answers every request with structured replies from th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import threading
@@ -89,6 +90,7 @@ class IpcServer:
             if self._active >= self._limits.max_connections:
                 self._log_cap()
                 send(framing.error(Busy("the kubetray daemon is busy; try again")))
+                await _discard_request(reader)
                 return
             self._active += 1
             try:
@@ -96,6 +98,7 @@ class IpcServer:
                 if sock is None or not self._peer_ok(sock):
                     log.warning("refused a connection from another user")
                     send(framing.error(Forbidden("this kubetray daemon serves only the user who runs it")))
+                    await _discard_request(reader)
                     return
                 line = await self._read_request(reader, send)
                 if line is not None:
@@ -127,3 +130,10 @@ class IpcServer:
         if now - self._last_cap_log > 10:
             self._last_cap_log = now
             log.warning("connection limit of %d reached; refusing new connections", self._limits.max_connections)
+
+
+async def _discard_request(reader: asyncio.StreamReader) -> None:
+    """Read (and drop) what the client sent before closing, so the close is not a reset that
+    destroys the error reply before the client reads it."""
+    with contextlib.suppress(asyncio.TimeoutError, ConnectionError, OSError):
+        await asyncio.wait_for(reader.read(wire.MAX_REQUEST_BYTES), 0.5)

@@ -1,4 +1,8 @@
-"""Fixtures for end-to-end tests: a Rig per test, on the run's private keyring and D-Bus session."""
+"""End-to-end tests use the rig: the real kubectl, the real Secret Service, the test authority.
+
+The session ends with a leak check: no token any test authority issued may appear in any file the
+tests left (logs, state, kubeconfigs, the private HOME with its keyring) or in any captured output.
+"""
 
 from __future__ import annotations
 
@@ -7,33 +11,37 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.apiserver import ApiServer
-from tests.support.authority import EntraAuthority
-from tests.support.rig import CLIENT_ID, SERVER_ID, Rig
-from tests.support.tls import TestCA
-
-# Every authority any test started, for the session's leak check.
-AUTHORITIES: list[EntraAuthority] = []
+from tests.support import rig as rig_module
+from tests.support.rig_fixtures import AUTHORITIES, ca, rig  # noqa: F401
+from tests.support.session import IsolatedSession
 
 
-@pytest.fixture(scope="session")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
-    return TestCA.create(tmp_path_factory.mktemp("ca"))
+def _files(root: Path) -> Iterator[Path]:
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            yield path
 
 
-@pytest.fixture
-def rig(desktop_session: object, ca: TestCA, tmp_path: Path) -> Iterator[Rig]:
-    env = dict(desktop_session.env)  # type: ignore[attr-defined]
-    authority = EntraAuthority(ca, tmp_path / "authority", auto_approve_device_after=0.3).start()
-    AUTHORITIES.append(authority)
-    apiserver = ApiServer(
-        ca, tmp_path / "apiserver", jwks_url=authority.jwks_url, issuer=authority.issuer_v1,
-        audience=SERVER_ID, client_ids=(CLIENT_ID,), ca_bundle_for_jwks=ca.bundle(tmp_path / "apiserver-tls"),
-    ).start()
-    the_rig = Rig(root=tmp_path, base_env=env, authority=authority, apiserver=apiserver, ca=ca)
-    try:
-        yield the_rig
-    finally:
-        the_rig.stop_daemon()
-        apiserver.stop()
-        authority.stop()
+@pytest.fixture(scope="session", autouse=True)
+def no_token_leaks(desktop_session: IsolatedSession, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    yield
+    secrets = {s for authority in AUTHORITIES for s in authority.issued_secrets()}
+    needles = {s.encode() for s in secrets} | {s.rsplit(".", 1)[-1].encode() for s in secrets if s.count(".") == 2}
+    assert needles, "the suite issued no tokens, so the leak check would prove nothing"
+    leaks: list[str] = []
+    roots = [tmp_path_factory.getbasetemp(), desktop_session.root]
+    scanned = 0
+    for root in roots:
+        for path in _files(root):
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            scanned += 1
+            if any(n in data for n in needles):
+                leaks.append(str(path))
+    for i, transcript in enumerate(rig_module.TRANSCRIPTS):
+        if any(n in transcript for n in needles):
+            leaks.append(f"captured output #{i}")
+    assert scanned > 0
+    assert not leaks, f"token material found in: {leaks[:10]}"

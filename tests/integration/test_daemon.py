@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
-import shutil
 import subprocess
 import tempfile
 import time
@@ -20,15 +20,20 @@ from tests.support.rig import BIN, Rig
 def _start(rig: Rig, sock: Path | None = None) -> subprocess.Popen[bytes]:
     sock = sock or rig.socket
     proc = subprocess.Popen([str(BIN / "kubetray"), "run", "--headless"], env=rig.env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        if sock.exists() and _ask(sock, b'{"v":1,"op":"ping"}\n'):
-            return proc
+        try:
+            if sock.exists() and _ask(sock, b'{"v":1,"op":"ping"}\n'):
+                return proc
+        except OSError:
+            pass  # bound but not listening yet, or a stale socket from a killed daemon
         if proc.poll() is not None:
-            raise AssertionError(proc.stderr.read().decode() if proc.stderr else "daemon exited")
+            _, err = proc.communicate()
+            raise AssertionError(err.decode())
         time.sleep(0.05)
     proc.kill()
+    proc.communicate()
     raise AssertionError("daemon did not start")
 
 
@@ -46,11 +51,11 @@ def _ask(path: Path, data: bytes, timeout: float = 5.0) -> list[dict[str, object
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    try:
+        proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
 
 
 def test_a_second_run_reports_the_running_daemon_and_exits_0(rig: Rig) -> None:
@@ -68,7 +73,7 @@ def test_a_second_run_reports_the_running_daemon_and_exits_0(rig: Rig) -> None:
 def test_a_stale_socket_is_detected_and_replaced(rig: Rig) -> None:
     daemon = _start(rig)
     daemon.kill()
-    daemon.wait()
+    daemon.communicate()
     assert rig.socket.exists()
     again = _start(rig)
     try:

@@ -116,6 +116,7 @@ class AuthorityState:
         self.refresh_tokens: dict[str, RefreshGrant] = {}
         self.last_authorize: dict[str, str] = {}
         self.tokens_valid_from = 0.0
+        self.issued: list[str] = []  # every token handed out, so tests can prove none leaked
 
     # --- people ---------------------------------------------------------------------------------
     @property
@@ -271,6 +272,8 @@ class AuthorityState:
             )
         if want_client_info:
             response["client_info"] = client_info(user, self.tenant_id)
+        with self.lock:
+            self.issued.extend(response[k] for k in ("access_token", "refresh_token", "id_token") if k in response)
         return response
 
     def end_refresh_tokens(self, status: str) -> int:

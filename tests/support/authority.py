@@ -239,6 +239,11 @@ class EntraAuthority:
         return state.keys.current.sign(body)
 
     # --- counters and faults ------------------------------------------------------------------------
+    def issued_secrets(self) -> list[str]:
+        """Every access, refresh and id token this authority has issued (for leak checks)."""
+        with self._state.lock:
+            return list(self._state.issued)
+
     @property
     def counts(self) -> dict[str, int]:
         """A snapshot of the request counters (see COUNTER_KEYS; other token grants appear as seen)."""

@@ -8,6 +8,7 @@ Every command it runs is recorded (stdout and stderr) so the suite can check no 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shlex
@@ -51,7 +52,7 @@ class Rig:
 
     def __post_init__(self) -> None:
         for name in ("run", "state", "log"):
-            (self.root / name).mkdir(mode=0o700, exist_ok=True)
+            (self.root / name).mkdir(mode=0o700, parents=True, exist_ok=True)
         bundle = self.ca.bundle(self.root / "tls")
         self.env = dict(self.base_env)
         self.env.update(
@@ -112,10 +113,14 @@ class Rig:
         return len(log.read_text().splitlines()) if log.exists() else 0
 
     # -- running things ---------------------------------------------------------------------------
-    def run(self, *argv: str, timeout: float = 120, input: bytes | None = None, **env: str) -> subprocess.CompletedProcess[bytes]:
+    def run(
+        self, *argv: str, timeout: float = 120, credential_on_stdout: bool = False, **env: str
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run a command in the rig's environment; its output is kept for the leak check, except a
+        stdout that is meant to carry a credential (the shim's, called directly)."""
         proc = subprocess.run(list(argv), env={**self.env, **env}, capture_output=True, timeout=timeout,
-                              input=input if input is not None else b"", check=False)
-        TRANSCRIPTS.append(proc.stdout + proc.stderr)
+                              input=b"", check=False)
+        TRANSCRIPTS.append(proc.stderr if credential_on_stdout else proc.stdout + proc.stderr)
         return proc
 
     def kubectl(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
@@ -138,11 +143,10 @@ class Rig:
 
     def stop_daemon(self) -> None:
         """Stop the daemon this rig started (by its pid), waiting until it is gone."""
-        pid = None
         try:
             pid = self.daemon_pid()
         except (ValueError, subprocess.TimeoutExpired):
-            pass
+            pid = None
         if pid is None:
             return
         self.kubetray("stop", timeout=20)
@@ -161,9 +165,7 @@ def _wait_gone(pid: int, timeout: float) -> bool:
         except FileNotFoundError:
             return True
         # a child we never waited for would linger as a zombie; reap it if it is ours
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
         time.sleep(0.05)
     return False

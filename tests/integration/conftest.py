@@ -1,0 +1,3 @@
+"""Integration tests use the rig too: the real daemon process and the real Secret Service."""
+
+from tests.support.rig_fixtures import ca, rig  # noqa: F401

@@ -1,0 +1,40 @@
+"""Rig fixtures (imported by the integration and e2e conftests): a Rig per test on the run's private
+keyring and D-Bus session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.apiserver import ApiServer
+from tests.support.authority import EntraAuthority
+from tests.support.rig import CLIENT_ID, SERVER_ID, Rig
+from tests.support.tls import TestCA
+
+# Every authority any test started, for the session's leak check.
+AUTHORITIES: list[EntraAuthority] = []
+
+
+@pytest.fixture(scope="session")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
+    return TestCA.create(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture
+def rig(desktop_session: object, ca: TestCA, tmp_path: Path) -> Iterator[Rig]:
+    env = dict(desktop_session.env)  # type: ignore[attr-defined]
+    authority = EntraAuthority(ca, tmp_path / "authority", auto_approve_device_after=0.3).start()
+    AUTHORITIES.append(authority)
+    apiserver = ApiServer(
+        ca, tmp_path / "apiserver", jwks_url=authority.jwks_url, issuer=authority.issuer_v1,
+        audience=SERVER_ID, client_ids=(CLIENT_ID,), ca_bundle_for_jwks=ca.bundle(tmp_path / "apiserver-tls"),
+    ).start()
+    the_rig = Rig(root=tmp_path, base_env=env, authority=authority, apiserver=apiserver, ca=ca)
+    try:
+        yield the_rig
+    finally:
+        the_rig.stop_daemon()
+        apiserver.stop()
+        authority.stop()
