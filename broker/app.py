@@ -83,7 +83,7 @@ def build_daemon(
         from broker.sources.browser import can_open_browser
         from broker.sources.http import BoundedSession
 
-        source = MsalSource(store, clock, http_client=BoundedSession(), can_open_browser=can_open_browser,
+        source = MsalSource(store, clock, http_client_factory=BoundedSession, can_open_browser=can_open_browser,
                             stopping=stopping)
     executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="kubetray-flight")
     service = TokenService(
@@ -107,13 +107,16 @@ def build_daemon(
     return Daemon(paths, service, scheduler, server, executor, stopping, lock)
 
 
-def run(*, detach: bool = False, foreground_log: bool = False) -> int:
-    """``kubetray run``: serve until SIGTERM, SIGINT or a shutdown request. Returns the exit status."""
+def run(*, detach: bool = False, foreground_log: bool = False, headless: bool = False) -> int:
+    """``kubetray run``: serve until SIGTERM, SIGINT or a shutdown request. Returns the exit status.
+
+    With a display (and not ``headless``) the tray owns the main thread while serving.
+    """
     from broker import hardening, logsetup
     from broker.store import keyring_store
 
     paths = Paths.default()
-    logsetup.configure(paths.log_dir, to_stderr=foreground_log and not detach)
+    logsetup.configure(paths.log_dir)
     hardening.harden_process()
     try:
         unix.secure_runtime_dir(paths.runtime_dir)
@@ -139,11 +142,22 @@ def run(*, detach: bool = False, foreground_log: bool = False) -> int:
     if detach:
         _detach_stdio()
     else:
+        if foreground_log:
+            logsetup.log_to_stderr()
         print(f"kubetray {__version__} serving on {paths.socket}; Ctrl-C stops it", flush=True)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: daemon.stopping.set())
-    while not daemon.stopping.wait(1.0):
-        pass
+    if headless:
+        while not daemon.stopping.wait(1.0):
+            pass
+    else:
+        from broker.tray.launch import serve
+        from broker.tray.presenter import TrayInfo
+
+        # The tray's state goes into `kubetray status` through the handler's info, once Daemon carries it.
+        info: dict[str, object] = getattr(daemon, "info", {})
+        serve(daemon, TrayInfo(__version__, store.describe(), paths.socket, paths.log_dir),
+              report=lambda text: info.__setitem__("tray", text))  # returns when daemon.stopping is set
     log.info("stopping")
     daemon.stop()
     return 0

@@ -39,13 +39,13 @@ class MsalSource:
         store: SecretStore,
         clock: Clock,
         *,
-        http_client: Any,
+        http_client_factory: Callable[[], Any],
         can_open_browser: Callable[[], bool],
         stopping: threading.Event | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
-        self._http = http_client
+        self._http_client_factory = http_client_factory  # one HTTP session per MSAL app
         self._can_open_browser = can_open_browser
         self._stopping = stopping or threading.Event()
         self._apps: dict[tuple[str, str, bool], _App] = {}
@@ -158,7 +158,7 @@ class MsalSource:
                     profile.client_id,
                     authority=profile.authority,
                     token_cache=cache,
-                    http_client=self._http,
+                    http_client=self._http_client_factory(),
                     instance_discovery=None if profile.instance_discovery else False,
                 )
             except (ValueError, requests.exceptions.RequestException) as exc:
