@@ -66,6 +66,19 @@ def test_v1beta1_kubeconfigs_get_a_v1beta1_credential(rig: Rig) -> None:
     assert proc.returncode == 0, proc.stderr.decode()
 
 
+def test_the_fast_launcher_from_shim_path_works_as_the_kubeconfig_command(rig: Rig) -> None:
+    launcher = rig.kubetray("shim-path")
+    assert launcher.returncode == 0, launcher.stderr.decode()
+    path = launcher.stdout.decode().strip()
+    assert os.path.isabs(path) and path.startswith(str(rig.root))  # under the test's XDG data dir
+    with open(path) as f:
+        assert f.readline().endswith(" -IS\n")  # no site, no user environment: the fast start
+    rig.write_kubeconfig(command=path)
+    proc = rig.kubectl("get", "pods")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert rig.authority.counts["sign_ins"] == 1
+
+
 @pytest.mark.slow
 def test_fifty_parallel_kubectl_calls_on_a_cold_start_make_one_daemon_and_one_sign_in(rig: Rig) -> None:
     with ThreadPoolExecutor(max_workers=50) as pool:

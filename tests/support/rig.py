@@ -59,6 +59,7 @@ class Rig:
             KUBETRAY_RUNTIME_DIR=str(self.root / "run"),
             KUBETRAY_STATE_DIR=str(self.root / "state"),
             KUBETRAY_LOG_DIR=str(self.root / "log"),
+            XDG_DATA_HOME=str(self.root / "data"),
             KUBECONFIG=str(self.root / "kubeconfig"),
             REQUESTS_CA_BUNDLE=str(bundle),
             CURL_CA_BUNDLE=str(bundle),
@@ -85,7 +86,9 @@ class Rig:
             "--disable-instance-discovery", *extra,
         ]
 
-    def write_kubeconfig(self, login: str = "interactive", *extra: str, api_version: str = "v1") -> None:
+    def write_kubeconfig(
+        self, login: str = "interactive", *extra: str, api_version: str = "v1", command: str | None = None
+    ) -> None:
         ca_data = base64.b64encode(self.ca.pem_bytes).decode()
         config = {
             "apiVersion": "v1",
@@ -94,7 +97,7 @@ class Rig:
                                                       "certificate-authority-data": ca_data}}],
             "users": [{"name": "aks-user", "user": {"exec": {
                 "apiVersion": f"client.authentication.k8s.io/{api_version}",
-                "command": shim_command(),
+                "command": command or shim_command(),
                 "args": self.get_token_args(login, *extra),
                 "interactiveMode": "IfAvailable",
                 "provideClusterInfo": False,
