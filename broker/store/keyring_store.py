@@ -1,0 +1,351 @@
+"""SecretStore on the OS keyring, through the `keyring` library (the only module that imports it).
+
+Values larger than one keyring entry can hold are split into chunks. Layout, for a secret ``name``
+under the keyring service ``service`` (``kubetray`` by default):
+
+* ``name`` holds either the value itself (when it fits) or a *manifest*: ``MANIFEST_PREFIX`` followed
+  by JSON such as ``{"n":3,"sha256":"…","slot":"b","v":1}``.
+* ``name#<slot>.<i>`` for ``i`` in ``0 … n-1`` hold the chunks. ``slot`` alternates between ``a`` and
+  ``b``: a save writes the slot the current manifest does not name, so the live value is never touched.
+
+Save writes every new chunk, then the manifest (the commit point: one atomic entry write), then deletes
+the other slot's chunks. A crash at any step leaves either the old or the new value readable, never a
+torn one, and the leftovers can only sit in the two slots, so later saves and deletes find them by
+probing ``name#a.0`` and ``name#b.0`` without keeping a list. A slot always holds a contiguous run
+``0 … k-1`` (chunks are written upwards and deleted downwards), which is what makes probing enough.
+
+Sizes are counted in UTF-16 code units, the unit Windows Credential Manager counts against its 2,560-byte
+limit; outside Windows they only decide when to chunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import keyring
+from keyring.backend import KeyringBackend
+from keyring.backends import chainer, fail
+from keyring.errors import KeyringLocked, NoKeyringError, PasswordDeleteError
+
+from broker.core.errors import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SERVICE = "kubetray"
+MANIFEST_PREFIX = "kubetray-chunked:"
+SLOTS = ("a", "b")
+PROBE_NAME = "kubetray-probe"
+
+# Windows caps a credential at 2,560 bytes of UTF-16 (1,280 code units); keep a margin below it.
+WINDOWS_CHUNK_SIZE = 1200
+LARGE_CHUNK_SIZE = 1 << 20
+_CHUNK_SIZES = {
+    "keyring.backends.Windows.WinVaultKeyring": WINDOWS_CHUNK_SIZE,
+    "keyring.backends.SecretService.Keyring": LARGE_CHUNK_SIZE,
+    "keyring.backends.libsecret.Keyring": LARGE_CHUNK_SIZE,
+    "keyring.backends.macOS.Keyring": LARGE_CHUNK_SIZE,
+    "keyring.backends.kwallet.DBusKeyring": LARGE_CHUNK_SIZE,
+}
+# Backends that must never hold tokens, whoever configured them: one forgets everything, one is plaintext.
+_REFUSED = {
+    "keyring.backends.null.Keyring": "stores nothing",
+    "keyrings.alt.file.PlaintextKeyring": "stores secrets in plaintext",
+}
+
+_NO_KEYRING = (
+    "No OS keyring is available (on Linux: no Secret Service answers on the D-Bus session bus). "
+    "Install and unlock gnome-keyring, or enable KeePassXC's Secret Service integration, "
+    "or set PYTHON_KEYRING_BACKEND; kubetray never falls back to storing tokens in plaintext."
+)
+
+_T = TypeVar("_T")
+
+
+def default_backend() -> KeyringBackend:
+    """The keyring backend `keyring` picks for this process (env, keyringrc.cfg, then priority).
+
+    `keyring` decides once per process and caches the choice, so call this at start-up.
+    """
+    return keyring.get_keyring()
+
+
+def describe_backend(backend: KeyringBackend) -> str:
+    """A short human-readable name, e.g. "SecretService Keyring"; a chainer lists what it chains."""
+    name = str(backend.name)
+    if isinstance(backend, chainer.ChainerBackend):
+        return f"{name} ({', '.join(str(b.name) for b in backend.backends) or 'nothing'})"
+    return name
+
+
+def default_chunk_size(backend: KeyringBackend) -> int:
+    """The largest value (in UTF-16 code units) one entry of ``backend`` is trusted to hold.
+
+    Unknown backends get the smallest known limit: chunking costs a few writes, an oversized write fails.
+    """
+    if isinstance(backend, chainer.ChainerBackend):
+        # The chainer writes to whichever backend accepts first, so every one of them must fit.
+        return min((default_chunk_size(b) for b in backend.backends), default=WINDOWS_CHUNK_SIZE)
+    for name in _class_names(backend):
+        if name in _CHUNK_SIZES:
+            return _CHUNK_SIZES[name]
+    return WINDOWS_CHUNK_SIZE
+
+
+def check_usable(backend: KeyringBackend, *, service: str = DEFAULT_SERVICE) -> None:
+    """Raise StoreUnavailable, with a one-line fix, unless ``backend`` can keep a secret right now.
+
+    Probes with a write, a read and a delete of a random value under ``PROBE_NAME``.
+    """
+    if isinstance(backend, fail.Keyring) or (isinstance(backend, chainer.ChainerBackend) and not backend.backends):
+        raise StoreUnavailable(_NO_KEYRING)
+    for name in _class_names(backend):
+        if name in _REFUSED:
+            raise StoreUnavailable(
+                f"The keyring backend {describe_backend(backend)} {_REFUSED[name]}, so kubetray refuses it; "
+                "unset PYTHON_KEYRING_BACKEND (or default-keyring in keyringrc.cfg) to use the OS keyring."
+            )
+    probe = secrets.token_urlsafe(16)
+    try:
+        backend.set_password(service, PROBE_NAME, probe)
+        echoed = backend.get_password(service, PROBE_NAME)
+    except Exception as exc:  # any failure of the backend means "not usable"; say why in one line
+        raise _unavailable(backend, exc, "use") from exc
+    if echoed != probe:
+        raise StoreUnavailable(
+            f"The OS keyring ({describe_backend(backend)}) did not return what was written to it; "
+            "kubetray needs a keyring that keeps secrets, such as gnome-keyring, KeePassXC or the macOS Keychain."
+        )
+    try:
+        backend.delete_password(service, PROBE_NAME)  # signing out must be able to forget tokens
+    except Exception as exc:
+        raise _unavailable(backend, exc, "delete from") from exc
+
+
+def _class_names(backend: KeyringBackend) -> list[str]:
+    """Dotted names along the MRO, so a subclass of a known backend inherits its treatment."""
+    return [f"{cls.__module__}.{cls.__qualname__}" for cls in type(backend).__mro__]
+
+
+def _unavailable(backend: KeyringBackend, exc: Exception, doing: str) -> StoreUnavailable:
+    """Translate a backend failure into one sentence with a fix.
+
+    Only the exception's type is named: backend messages are not ours to vouch for, and a message that
+    echoed a value would leak a token into logs and the shim's stderr.
+    """
+    where = describe_backend(backend)
+    if isinstance(exc, NoKeyringError):
+        return StoreUnavailable(_NO_KEYRING)
+    if isinstance(exc, KeyringLocked):
+        return StoreUnavailable(
+            f"The OS keyring ({where}) is locked. Unlock it (log in to the desktop, or unlock the default "
+            "collection in Passwords and Keys or KeePassXC), then try again."
+        )
+    return StoreUnavailable(
+        f"Could not {doing} the OS keyring ({where}): {type(exc).__name__}. "
+        "Check that the keyring service is running and unlocked, then try again."
+    )
+
+
+@dataclass(frozen=True)
+class _Manifest:
+    slot: str
+    n: int
+    sha256: str
+
+    def encode(self) -> str:
+        body = {"v": 1, "slot": self.slot, "n": self.n, "sha256": self.sha256}
+        return MANIFEST_PREFIX + json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, text: str) -> _Manifest | None:
+        """The manifest in ``text``, or None when it is malformed or from an unknown version."""
+        try:
+            body = json.loads(text[len(MANIFEST_PREFIX) :])
+        except ValueError:
+            return None
+        if not isinstance(body, dict) or body.get("v") != 1:
+            return None
+        slot, n, digest = body.get("slot"), body.get("n"), body.get("sha256")
+        if slot not in SLOTS or type(n) is not int or n < 1 or not isinstance(digest, str):
+            return None
+        return cls(slot, n, digest)
+
+
+class KeyringSecretStore:
+    """Named secrets in a keyring backend, chunked when they outgrow one entry.
+
+    Every keyring failure surfaces as StoreUnavailable. Operations are serialised within the process;
+    two processes writing the same name at once are not supported (the daemon is the only writer).
+    """
+
+    def __init__(
+        self, backend: KeyringBackend, *, service: str = DEFAULT_SERVICE, chunk_size: int | None = None
+    ) -> None:
+        size = default_chunk_size(backend) if chunk_size is None else chunk_size
+        if size < 2:
+            # A character outside the BMP takes two code units and cannot be split.
+            raise ValueError(f"chunk_size must be at least 2, not {size}")
+        self._backend = backend
+        self._service = service
+        self._chunk_size = size
+        self._lock = threading.Lock()
+
+    @property
+    def chunk_size(self) -> int:
+        """The largest value, in UTF-16 code units, stored in one keyring entry."""
+        return self._chunk_size
+
+    def describe(self) -> str:
+        """A short human-readable name of the backend, e.g. "SecretService Keyring"."""
+        return describe_backend(self._backend)
+
+    def check(self) -> None:
+        """Raise StoreUnavailable unless the backend can keep a secret right now (see check_usable)."""
+        check_usable(self._backend, service=self._service)
+
+    def load(self, name: str) -> str | None:
+        """The value saved under ``name``; None when absent or when its chunks are damaged."""
+        _check_name(name)
+        with self._lock:
+            head = self._get(name)
+            if head is None or not head.startswith(MANIFEST_PREFIX):
+                return head
+            manifest = _Manifest.decode(head)
+            if manifest is None:
+                log.warning("secret %r has an unreadable chunk manifest; treating it as absent", name)
+                return None
+            parts = []
+            for i in range(manifest.n):
+                part = self._get(_chunk_name(name, manifest.slot, i))
+                if part is None:
+                    log.warning("secret %r is missing chunk %d of %d; treating it as absent", name, i, manifest.n)
+                    return None
+                parts.append(part)
+            value = "".join(parts)
+            if _digest(value) != manifest.sha256:
+                log.warning("secret %r failed its checksum; treating it as absent", name)
+                return None
+            return value
+
+    def save(self, name: str, value: str) -> None:
+        """Store ``value`` under ``name``, replacing any previous value (see the module docstring)."""
+        _check_name(name)
+        value.encode("utf-8")  # lone surrogates cannot be stored anywhere: fail before writing anything
+        with self._lock:
+            head = self._get(name)
+            previous = _Manifest.decode(head) if head is not None and head.startswith(MANIFEST_PREFIX) else None
+            if _units(value) <= self._chunk_size and not value.startswith(MANIFEST_PREFIX):
+                self._set(name, value)
+                # Also when the old value was plain: a crashed chunked save may have left chunks behind.
+                self._tidy(name, [(slot, 0, _known(previous, slot)) for slot in SLOTS])
+                return
+            # Write the slot the live manifest does not name, so the old value stays whole until the commit.
+            target = "b" if previous is not None and previous.slot == "a" else "a"
+            other = "a" if target == "b" else "b"
+            chunks = _split(value, self._chunk_size)
+            for i, chunk in enumerate(chunks):
+                self._set(_chunk_name(name, target, i), chunk)
+            self._set(name, _Manifest(target, len(chunks), _digest(value)).encode())
+            # Committed. What follows only tidies: leftovers of an earlier crash beyond our chunks, and the
+            # previous generation in the other slot.
+            self._tidy(name, [(target, len(chunks), len(chunks)), (other, 0, _known(previous, other))])
+
+    def delete(self, name: str) -> None:
+        """Remove ``name`` and every chunk it has; deleting an absent name does nothing."""
+        _check_name(name)
+        with self._lock:
+            head = self._get(name)
+            manifest = _Manifest.decode(head) if head is not None and head.startswith(MANIFEST_PREFIX) else None
+            # Chunks first: if this is interrupted, the manifest still stands (reading as absent) and the next
+            # delete finishes the job; the other order could strand chunks that nothing points to.
+            for slot in SLOTS:
+                self._purge(name, slot, keep=0, known=_known(manifest, slot))
+            if head is not None:
+                self._delete(name)
+
+    def _tidy(self, name: str, plan: list[tuple[str, int, int]]) -> None:
+        """Purge each ``(slot, keep, known)`` in ``plan``.
+
+        Best effort, after a commit: a failure leaves only stale chunks, which later saves remove.
+        """
+        try:
+            for slot, keep, known in plan:
+                self._purge(name, slot, keep=keep, known=known)
+        except StoreUnavailable:
+            log.warning("could not remove stale chunks of secret %r; a later save or delete will", name)
+
+    def _purge(self, name: str, slot: str, *, keep: int, known: int) -> None:
+        """Delete chunks ``keep`` and up of ``slot``; ``known`` chunks are known to exist already."""
+        end = max(keep, known)
+        while self._get(_chunk_name(name, slot, end)) is not None:
+            end += 1
+        # Downwards, so an interruption leaves a contiguous run from 0 (see the module docstring).
+        for i in reversed(range(keep, end)):
+            self._delete(_chunk_name(name, slot, i))
+
+    def _get(self, username: str) -> str | None:
+        return self._call(lambda: self._backend.get_password(self._service, username), "read from")
+
+    def _set(self, username: str, value: str) -> None:
+        self._call(lambda: self._backend.set_password(self._service, username, value), "write to")
+
+    def _delete(self, username: str) -> None:
+        try:
+            self._backend.delete_password(self._service, username)
+        except PasswordDeleteError:
+            pass  # already gone: deleting is idempotent here
+        except Exception as exc:
+            raise _unavailable(self._backend, exc, "delete from") from exc
+
+    def _call(self, operation: Callable[[], _T], doing: str) -> _T:
+        try:
+            return operation()
+        except Exception as exc:  # this module is where keyring's errors become ours
+            raise _unavailable(self._backend, exc, doing) from exc
+
+
+def _check_name(name: str) -> str:
+    if not name or "#" in name:
+        raise ValueError(f"secret names must be non-empty and free of '#' (reserved for chunks): {name!r}")
+    return name
+
+
+def _known(manifest: _Manifest | None, slot: str) -> int:
+    """How many chunks of ``slot`` the manifest vouches for (no need to probe for those)."""
+    return manifest.n if manifest is not None and manifest.slot == slot else 0
+
+
+def _chunk_name(name: str, slot: str, index: int) -> str:
+    return f"{name}#{slot}.{index}"
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def _units(value: str) -> int:
+    """Length in UTF-16 code units: characters outside the BMP count twice."""
+    return len(value) if value.isascii() else len(value.encode("utf-16-le")) // 2
+
+
+def _split(value: str, size: int) -> list[str]:
+    """Pieces of at most ``size`` UTF-16 code units each, never splitting a surrogate pair."""
+    if value.isascii():
+        return [value[i : i + size] for i in range(0, len(value), size)]
+    data = value.encode("utf-16-le")
+    pieces: list[str] = []
+    start, step = 0, 2 * size
+    while start < len(data):
+        end = min(start + step, len(data))
+        if end < len(data) and 0xD800 <= int.from_bytes(data[end - 2 : end], "little") <= 0xDBFF:
+            end -= 2  # the unit before the cut is a high surrogate: keep the pair together
+        pieces.append(data[start:end].decode("utf-16-le"))
+        start = end
+    return pieces
