@@ -13,6 +13,17 @@ log = logging.getLogger(__name__)
 _PR_SET_DUMPABLE = 4
 
 
+def raise_fd_limit(wanted: int = 8192) -> None:
+    """Room for many idle clients: the soft open-files limit is often 1,024."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        if soft != resource.RLIM_INFINITY and soft < target:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):
+        log.warning("could not raise the open-files limit")
+
+
 def harden_process() -> None:
     """Best effort; logs what could not be done."""
     try:

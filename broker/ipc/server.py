@@ -12,6 +12,7 @@ import logging
 import socket
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,7 +26,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Limits:
-    max_connections: int = 256
+    """Connections still sending their request are capped at ``max_pending``: past it the oldest is
+    dropped, so idle or byte-a-second clients cannot lock out a real one. ``max_connections`` caps
+    everything, including shims legitimately waiting for a sign-in."""
+
+    max_pending: int = 128
+    max_connections: int = 2048
     request_timeout: float = 5.0  # to send the request line; the reply may take as long as a sign-in
     max_request_bytes: int = wire.MAX_REQUEST_BYTES
 
@@ -45,6 +51,8 @@ class IpcServer:
         self._peer_ok = peer_ok
         self._limits = limits
         self._active = 0
+        self._pending: OrderedDict[int, asyncio.StreamWriter] = OrderedDict()
+        self._dropped = 0
         self._last_cap_log = 0.0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -54,6 +62,11 @@ class IpcServer:
     @property
     def active_connections(self) -> int:
         return self._active
+
+    @property
+    def dropped_connections(self) -> int:
+        """Idle connections dropped to stay under the pending cap, since start."""
+        return self._dropped
 
     def start(self) -> None:
         self._thread.start()
@@ -100,7 +113,7 @@ class IpcServer:
                     send(framing.error(Forbidden("this kubetray daemon serves only the user who runs it")))
                     await _discard_request(reader)
                     return
-                line = await self._read_request(reader, send)
+                line = await self._read_pending(reader, writer, send)
                 if line is not None:
                     await self._handler.handle(line, send)
                     await writer.drain()
@@ -110,6 +123,21 @@ class IpcServer:
             pass  # the client went away; nothing to tell anyone
         finally:
             writer.close()
+
+    async def _read_pending(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, send: Callable[[bytes], None]
+    ) -> bytes | None:
+        """Read the request while counted as pending; drop the oldest pending connection past the cap."""
+        if len(self._pending) >= self._limits.max_pending:
+            _, oldest = self._pending.popitem(last=False)
+            oldest.transport.abort()
+            self._dropped += 1
+            self._log_cap()
+        self._pending[id(writer)] = writer
+        try:
+            return await self._read_request(reader, send)
+        finally:
+            self._pending.pop(id(writer), None)
 
     async def _read_request(self, reader: asyncio.StreamReader, send: Callable[[bytes], None]) -> bytes | None:
         try:
@@ -129,7 +157,10 @@ class IpcServer:
         now = time.monotonic()
         if now - self._last_cap_log > 10:
             self._last_cap_log = now
-            log.warning("connection limit of %d reached; refusing new connections", self._limits.max_connections)
+            log.warning(
+                "connection cap reached (%d sending a request, %d in all): dropping the oldest idle ones "
+                "(%d so far)", self._limits.max_pending, self._limits.max_connections, self._dropped,
+            )
 
 
 async def _discard_request(reader: asyncio.StreamReader) -> None:

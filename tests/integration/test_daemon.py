@@ -5,57 +5,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.rig import BIN, Rig
-
-
-def _start(rig: Rig, sock: Path | None = None) -> subprocess.Popen[bytes]:
-    sock = sock or rig.socket
-    proc = subprocess.Popen([str(BIN / "kubetray"), "run", "--headless"], env=rig.env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            if sock.exists() and _ask(sock, b'{"v":1,"op":"ping"}\n'):
-                return proc
-        except OSError:
-            pass  # bound but not listening yet, or a stale socket from a killed daemon
-        if proc.poll() is not None:
-            _, err = proc.communicate()
-            raise AssertionError(err.decode())
-        time.sleep(0.05)
-    proc.kill()
-    proc.communicate()
-    raise AssertionError("daemon did not start")
-
-
-def _ask(path: Path, data: bytes, timeout: float = 5.0) -> list[dict[str, object]]:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(str(path))
-        s.sendall(data)
-        chunks = []
-        while chunk := s.recv(65536):
-            chunks.append(chunk)
-    return [json.loads(line) for line in b"".join(chunks).splitlines()]
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        proc.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
+from tests.support.daemon_proc import ask as _ask
+from tests.support.daemon_proc import start as _start
+from tests.support.daemon_proc import stop as _stop
+from tests.support.rig import Rig
 
 
 def test_a_second_run_reports_the_running_daemon_and_exits_0(rig: Rig) -> None:

@@ -28,7 +28,7 @@ import requests
 
 from tests.support import browser
 from tests.support._jwt import SigningKey
-from tests.support._procs import reap_children
+from tests.support._procs import child_pids, reap_children
 from tests.support.apiserver import ApiServer
 from tests.support.authority import EntraAuthority, TestUser
 from tests.support.tls import TestCA, system_ca_file
@@ -267,8 +267,9 @@ def scripted_browser(tmp_path: Path, bundle: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
     # webbrowser reads BROWSER once per process and caches its choice; start from scratch.
     monkeypatch.setattr(webbrowser, "_tryorder", None)
+    already_running = set(child_pids())  # e.g. the session's D-Bus and keyring daemons
     yield log
-    left = reap_children()
+    left = reap_children(ignore=already_running)
     assert not left, f"browser processes still running: {left}"
 
 

@@ -29,12 +29,15 @@ def child_pids() -> list[int]:
     return kids
 
 
-def reap_children(timeout: float = 5.0) -> list[int]:
-    """Wait up to ``timeout`` for every child to exit, reaping them; return the pids still running."""
+def reap_children(timeout: float = 5.0, ignore: set[int] | frozenset[int] = frozenset()) -> list[int]:
+    """Wait up to ``timeout`` for every child (but those in ``ignore``) to exit, reaping them; return
+    the pids still running."""
     deadline = time.monotonic() + timeout
     while True:
         left = []
         for pid in child_pids():
+            if pid in ignore:
+                continue
             try:
                 if os.waitpid(pid, os.WNOHANG)[0] == 0:
                     left.append(pid)
