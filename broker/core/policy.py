@@ -44,6 +44,11 @@ class Policy:
     def is_servable(self, token: Token, now: float) -> bool:
         return now < self.serve_until(token)
 
+    def usable_as_last_resort(self, token: Token, now: float) -> bool:
+        """Past the serving window but still valid for a moment: better than an error when the
+        provider is down (10 s, or 10 % of the lifetime for short-lived tokens)."""
+        return now < token.expires_on - min(10.0, 0.1 * self.lifetime(token))
+
     def backoff(self, failures: int, rand: Callable[[], float] = random.random) -> float:
         """Delay before retry number ``failures`` (1-based): exponential, capped, with full jitter above half."""
         base = min(self.backoff_max, self.backoff_initial * (2 ** max(0, failures - 1)))

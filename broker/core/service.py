@@ -33,9 +33,6 @@ log = logging.getLogger(__name__)
 
 Submit = Callable[[Callable[[], None]], object]
 
-# A token this close to its real expiry is not handed out even when the provider is down.
-_LAST_RESORT_MARGIN = 10.0
-
 
 @dataclass
 class TokenService:
@@ -238,7 +235,7 @@ class TokenService:
                     state.failures += 1
                     state.retry_at = now + self.policy.backoff(state.failures, self.rand)
                     # The provider is down or refusing: a token that still works beats an error.
-                    if state.token is not None and now < state.token.expires_on - _LAST_RESORT_MARGIN:
+                    if state.token is not None and self.policy.usable_as_last_resort(state.token, now):
                         fallback = state.token
             del self._flights[state.profile.key]
             records = [s.to_record() for s in self._states.values()]
