@@ -195,6 +195,7 @@ def test_tokens_carry_entra_claims(authority: EntraAuthority, app: msal.PublicCl
 def test_force_refresh_rotates_the_refresh_token(
     authority: EntraAuthority, app: msal.PublicClientApplication, session: requests.Session
 ) -> None:
+    authority._state.single_use_refresh_tokens = True
     first = device_sign_in(app)
     [account] = app.get_accounts()
     refreshed = app.acquire_token_silent_with_error(SCOPES, account, force_refresh=True)
