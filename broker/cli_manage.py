@@ -1,0 +1,206 @@
+"""``kubetray status | login | logout | refresh | stop | whoami``: talk to the daemon, print for people or --json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from broker.core.execcred import API_V1
+from broker.ipc import instance
+from broker.kubeconfig import contexts as kcontexts
+from broker.kubeconfig.files import KubeconfigError
+from broker.paths import Paths
+
+
+class CliError(Exception):
+    """A failure to report as one line; ``status`` is the exit status."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def ensure_daemon(paths: Paths) -> None:
+    """Start the daemon the way the shim does (one, however many ask) unless it answers already."""
+    if instance.probe(paths.socket) is not None:
+        return
+    from shim import launch
+
+    try:
+        launch.start_daemon_and_connect(paths.socket).close()
+    except launch.LaunchError as exc:
+        raise CliError(str(exc), 3) from None
+
+
+def replies(paths: Paths, op: str, *, timeout: float | None = 10.0, **fields: Any) -> Iterator[dict[str, Any]]:
+    """Reply lines of one request; progress lines go to stderr; an error reply raises CliError."""
+    try:
+        for reply in instance.request(paths.socket, op, timeout=timeout, **fields):
+            kind = reply.get("type")
+            if kind == "progress":
+                print(reply.get("message", ""), file=sys.stderr, flush=True)
+            elif kind == "error":
+                raise CliError(str(reply.get("message")))
+            else:
+                yield reply
+    except OSError as exc:
+        raise CliError(f"lost the connection to the daemon ({exc}); see `kubetray status`") from None
+
+
+def exec_token(paths: Paths, entry: kcontexts.ExecEntry) -> str:
+    """The access token kubectl would get for ``entry``, asked of the daemon as the shim would ask.
+
+    Callers decode it and must never print it.
+    """
+    if not entry.uses_shim:
+        raise CliError(f"context {entry.context!r} does not use kubetray-shim; run "
+                       f"`kubetray convert-kubeconfig --context {entry.context}` first", 2)
+    ensure_daemon(paths)
+    info = {"kind": "ExecCredential", "apiVersion": API_V1, "spec": {"interactive": sys.stdin.isatty()}}
+    env = {k: v for k, v in entry.env.items() if k.startswith(("AAD_", "AZURE_", "KUBELOGIN_"))}
+    for reply in replies(paths, "exec", timeout=None, argv=list(entry.args), exec_info=json.dumps(info),
+                         stdin_tty=sys.stdin.isatty(), env=env):
+        if reply.get("type") == "credential":
+            token = (reply.get("body") or {}).get("status", {}).get("token")
+            if isinstance(token, str) and token:
+                return token
+    raise CliError("the daemon answered without a token; see `kubetray status`")
+
+
+def context_entry(kubeconfig: str | None, context: str | None) -> kcontexts.ExecEntry:
+    try:
+        return kcontexts.exec_entry(kubeconfig, context)
+    except KubeconfigError as exc:
+        raise CliError(str(exc), 2) from None
+
+
+# -- commands ------------------------------------------------------------------------------------------
+def status(args: argparse.Namespace, paths: Paths) -> int:
+    running = instance.probe(paths.socket) is not None
+    if not running:
+        doc: dict[str, Any] = {"running": False, "socket": paths.socket}
+        if args.json:
+            print(json.dumps(doc))
+        else:
+            print(f"daemon: not running (socket {paths.socket}); kubectl starts it, or run `kubetray run`")
+        return 3
+    (reply,) = [r for r in replies(paths, "status") if r.get("type") == "status"]
+    by_key = kcontexts.contexts_by_profile(getattr(args, "kubeconfig", None))
+    doc = {"running": True, **{k: v for k, v in reply.items() if k not in ("v", "type")}}
+    for p in doc.get("profiles") or []:
+        p["contexts"] = by_key.get(p.get("key"), [])
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        _print_status(doc)
+    return 0
+
+
+def signed(args: argparse.Namespace, paths: Paths) -> int:
+    """login / logout / refresh / stop: the op, for a profile key, a context, or all."""
+    op = {"stop": "shutdown"}.get(args.command, args.command)
+    if op != "shutdown" and instance.probe(paths.socket) is None and not (op == "login" and args.context):
+        raise CliError(f"the daemon is not running (socket {paths.socket}); start it with `kubetray run`", 3)
+    fields: dict[str, Any] = {}
+    if getattr(args, "context", None):
+        fields["argv"] = list(context_entry(args.kubeconfig, args.context).args)
+        ensure_daemon(paths)
+    elif getattr(args, "profile", None):
+        fields["key"] = args.profile
+    elif getattr(args, "all", False):
+        fields["all"] = True
+    elif op == "logout":
+        raise CliError("say which profile to sign out of (a key from `kubetray status`), --context NAME or --all", 2)
+    if op == "shutdown" and instance.probe(paths.socket) is None:
+        print("kubetray is not running")
+        return 0
+    results = []
+    for reply in replies(paths, op, timeout=None if op in ("login", "refresh") else 30.0, **fields):
+        if reply.get("type") != "done":
+            results.append({k: v for k, v in reply.items() if k != "v"})
+            if not getattr(args, "json", False):
+                _print_result(reply)
+    if getattr(args, "json", False):
+        print(json.dumps(results, indent=2))
+    elif op in ("login", "refresh", "logout") and not results:
+        print(f"nothing to {op}: no profile {'needs it' if op == 'login' else 'matched'}")
+    return 0
+
+
+def whoami(args: argparse.Namespace, paths: Paths) -> int:
+    import jwt
+
+    entry = context_entry(args.kubeconfig, args.context)
+    token = exec_token(paths, entry)
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        raise CliError("the token is not a JWT, so there is nothing to decode offline", 1) from None
+    groups = claims.get("groups")
+    doc = {
+        "context": entry.context,
+        "upn": claims.get("upn") or claims.get("preferred_username") or claims.get("email") or claims.get("sub"),
+        "oid": claims.get("oid"), "tenant": claims.get("tid"),
+        "groups": len(groups) if isinstance(groups, list) else 0,
+        "aud": claims.get("aud"), "appid": claims.get("appid") or claims.get("azp"),
+        "exp": claims.get("exp"), "iss": claims.get("iss"),
+    }
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    for name in ("context", "upn", "oid", "tenant", "groups", "aud", "appid", "iss"):
+        print(f"{name + ':':9} {doc[name] if doc[name] is not None else '-'}")
+    print(f"{'exp:':9} {when(doc['exp'])}")
+    return 0
+
+
+# -- output --------------------------------------------------------------------------------------------
+def when(epoch: object) -> str:
+    if not isinstance(epoch, int | float) or not epoch:
+        return "never"
+    left = epoch - time.time()
+    stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(epoch))
+    return f"{stamp} (in {int(left // 60)} min)" if left > 0 else f"{stamp} (expired)"
+
+
+def _ago(epoch: object) -> str:
+    if not isinstance(epoch, int | float) or not epoch:
+        return "never"
+    return f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(epoch))} ({int((time.time() - epoch) // 60)} min ago)"
+
+
+def _print_result(reply: dict[str, Any]) -> None:
+    kind = reply.get("type")
+    if kind == "signed_in":
+        print(f"signed in: {reply.get('account') or reply.get('key')} (expires {when(reply.get('expires_on'))})")
+    elif kind == "refreshed":
+        print(f"refreshed {reply.get('key')} (expires {when(reply.get('expires_on'))})")
+    elif kind == "signed_out":
+        print(f"signed out {reply.get('key')}: its tokens are gone from the keyring and the daemon")
+    elif kind == "bye":
+        print("kubetray stopped")
+
+
+def _print_status(doc: dict[str, Any]) -> None:
+    print(f"daemon:  running (pid {doc.get('pid')}, kubetray {doc.get('version')})")
+    print(f"socket:  {doc.get('socket')}")
+    print(f"keyring: {doc.get('keyring')}")
+    if doc.get("tray"):
+        print(f"tray:    {doc['tray']}")
+    profiles = doc.get("profiles") or []
+    if not profiles:
+        print("profiles: none yet (they appear after the first kubectl call)")
+    for p in profiles:
+        print(f"\n{p['key']}  {p['state']}")
+        print(f"  account:      {p.get('account') or '-'}")
+        print(f"  tenant:       {p.get('tenant_id') or '-'}  (login {p.get('login')})")
+        print(f"  authority:    {p.get('authority')}")
+        print(f"  contexts:     {', '.join(p.get('contexts') or []) or '-'}")
+        print(f"  expires:      {when(p.get('expires_on'))}")
+        print(f"  last refresh: {_ago(p.get('last_refresh'))}")
+        if p.get("last_error"):
+            print(f"  problem:      {p['last_error']}")

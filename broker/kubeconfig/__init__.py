@@ -1,0 +1,1 @@
+"""Reading, converting and restoring kubeconfig files (ruamel.yaml round-trip: comments and order kept)."""
