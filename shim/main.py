@@ -52,6 +52,10 @@ def encode_request(argv: "list[str]", environ: "dict[str, str]") -> bytes:
 
 def connect(path: str) -> "_socket.socket":
     """Connect to the daemon's socket, refusing one that another user owns."""
+    if os.name == "nt":  # a per-user named pipe; the server's SID is checked before anything is sent
+        from shim import winpipe
+
+        return winpipe.connect(path)  # type: ignore[return-value]  # PipeConnection quacks like a socket
     st = os.stat(path)
     if hasattr(os, "getuid") and st.st_uid != os.getuid():
         raise PermissionError("socket %s is owned by uid %d, not by you" % (path, st.st_uid))

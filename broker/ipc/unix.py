@@ -10,10 +10,9 @@ import contextlib
 import os
 import socket
 import stat
-import struct
-import sys
 
 from broker.core.errors import InsecureRuntimeDir
+from broker.ipc import peercred
 
 
 def secure_runtime_dir(path: str) -> None:
@@ -53,22 +52,13 @@ def listen(path: str, backlog: int = 512) -> socket.socket:
 
 def peer_uid(sock: socket.socket) -> int | None:
     """The uid of the process at the other end, from the kernel (None if the platform cannot say)."""
-    if sys.platform.startswith("linux"):
-        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        _pid, uid, _gid = struct.unpack("3i", creds)
-        return int(uid)
-    if sys.platform == "darwin" or "bsd" in sys.platform:
-        # struct xucred { u_int cr_version; uid_t cr_uid; short cr_ngroups; gid_t cr_groups[16]; }
-        sol_local, local_peercred = 0, 0x001
-        creds = sock.getsockopt(sol_local, local_peercred, struct.calcsize("IIh16I"))
-        return int(struct.unpack_from("II", creds)[1])
-    return None
+    return peercred.peer_uid(sock.getsockopt)
 
 
 def peer_is_owner(sock: socket.socket) -> bool:
     """Only the daemon's own user may ask it for tokens (root included: root gets its own daemon)."""
     try:
         uid = peer_uid(sock)
-    except OSError:
+    except (OSError, peercred.PeerCredError):
         return False
     return uid is not None and uid == os.getuid()
