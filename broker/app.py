@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from broker import __version__
 from broker.core.clock import SystemClock
 from broker.core.errors import KubetrayError
-from broker.core.model import Profile
+from broker.core.model import Profile, SecretBag
 from broker.core.policy import Policy
 from broker.core.ports import Clock, SecretStore, TokenSource
 from broker.core.scheduler import RefreshScheduler
@@ -42,6 +42,7 @@ class Daemon:
     executor: ThreadPoolExecutor
     stopping: threading.Event
     lock: instance.InstanceLock | None = None
+    info: dict[str, object] = field(default_factory=dict)  # shown by `kubetray status`
     _socket_ino: int = field(default=0, init=False)
 
     def start(self) -> None:
@@ -78,13 +79,12 @@ def build_daemon(
     """Assemble a daemon listening at ``paths.socket`` (the caller has checked nobody else is)."""
     clock = clock or SystemClock()
     stopping = threading.Event()
+    secrets = SecretBag()  # client secrets and passwords the shims pass: daemon memory only
     if source is None:
-        from broker.sources._msal import MsalSource
-        from broker.sources.browser import can_open_browser
-        from broker.sources.http import BoundedSession
+        from broker.sources.router import build_router
 
-        source = MsalSource(store, clock, http_client_factory=BoundedSession, can_open_browser=can_open_browser,
-                            stopping=stopping)
+        source = build_router(store, clock, secrets, stopping=stopping,
+                              os_broker_default=os.environ.get("KUBETRAY_OS_BROKER") == "1")
     executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="kubetray-flight")
     service = TokenService(
         source=source, clock=clock, submit=executor.submit,
@@ -98,13 +98,15 @@ def build_daemon(
     def sign_out(profile: Profile) -> None:
         source.sign_out(profile)
 
+    # "tray" is present from the start, so the IPC thread never sees the dict change size.
+    info: dict[str, object] = {"socket": paths.socket, "keyring": keyring_name, "log_dir": paths.log_dir,
+                               "tray": "headless"}
     handler = Handler(
-        service=service, version=__version__,
-        info={"socket": paths.socket, "keyring": keyring_name, "log_dir": paths.log_dir},
-        on_shutdown=stopping.set, on_logout=sign_out,
+        service=service, version=__version__, info=info,
+        on_shutdown=stopping.set, on_logout=sign_out, secrets=secrets,
     )
     server = IpcServer(listener, handler, unix.peer_is_owner, limits or Limits())
-    return Daemon(paths, service, scheduler, server, executor, stopping, lock)
+    return Daemon(paths, service, scheduler, server, executor, stopping, lock, info)
 
 
 def run(*, detach: bool = False, foreground_log: bool = False, headless: bool = False) -> int:
@@ -118,6 +120,7 @@ def run(*, detach: bool = False, foreground_log: bool = False, headless: bool = 
     paths = Paths.default()
     logsetup.configure(paths.log_dir)
     hardening.harden_process()
+    hardening.raise_fd_limit()
     try:
         unix.secure_runtime_dir(paths.runtime_dir)
     except KubetrayError as exc:
@@ -132,7 +135,9 @@ def run(*, detach: bool = False, foreground_log: bool = False, headless: bool = 
     try:
         backend = keyring_store.default_backend()
         keyring_store.check_usable(backend)
-        store = keyring_store.KeyringSecretStore(backend)
+        # KUBETRAY_KEYRING_CHUNK_SIZE forces small chunks (tests; backends with an unknown item limit).
+        chunk = os.environ.get("KUBETRAY_KEYRING_CHUNK_SIZE", "")
+        store = keyring_store.KeyringSecretStore(backend, chunk_size=int(chunk) if chunk.isdigit() else None)
         daemon = build_daemon(paths, store=store, keyring_name=store.describe(), lock=lock)
     except KubetrayError as exc:
         lock.release()
@@ -154,8 +159,7 @@ def run(*, detach: bool = False, foreground_log: bool = False, headless: bool = 
         from broker.tray.launch import serve
         from broker.tray.presenter import TrayInfo
 
-        # The tray's state goes into `kubetray status` through the handler's info, once Daemon carries it.
-        info: dict[str, object] = getattr(daemon, "info", {})
+        info = daemon.info  # the tray's state, for `kubetray status`
         serve(daemon, TrayInfo(__version__, store.describe(), paths.socket, paths.log_dir),
               report=lambda text: info.__setitem__("tray", text))  # returns when daemon.stopping is set
     log.info("stopping")

@@ -8,6 +8,7 @@ shebang passes everything after the interpreter as a single argument.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import py_compile
@@ -47,10 +48,8 @@ def compile_shim() -> None:
     package = os.path.dirname(os.path.abspath(shim.__file__))
     for name in ("__init__.py", "main.py", "wire.py"):
         source = os.path.join(package, name)
-        try:
+        with contextlib.suppress(OSError, py_compile.PyCompileError):
             py_compile.compile(source, cfile=importlib.util.cache_from_source(source), doraise=True)
-        except (OSError, py_compile.PyCompileError):
-            pass
 
 
 def ensure_launcher(path: str | None = None) -> str:

@@ -10,7 +10,8 @@ ExecCredential; the daemon signs you in once and refreshes tokens ahead of time.
 
 It accepts Azure kubelogin's get-token flags, so an existing kubeconfig switches by changing only
 `command:`:
-  -l, --login MODE                interactive (default) or devicecode
+  -l, --login MODE                interactive (default), devicecode, spn, msi, workloadidentity,
+                                  azurecli, or ropc (deprecated: no MFA or Conditional Access)
       --server-id ID              the AKS server application id (the token's audience)
       --client-id ID              the public client application id
   -t, --tenant-id ID              the Entra tenant
@@ -20,6 +21,14 @@ It accepts Azure kubelogin's get-token flags, so an existing kubeconfig switches
       --timeout DURATION          how long a sign-in may take (e.g. 60s, 5m)
       --login-hint UPN            the account to pick
       --redirect-url URL          loopback redirect for the browser sign-in (http://localhost:PORT)
+      --client-secret, --client-certificate FILE, --client-certificate-password   (spn)
+      --username, --password      (ropc)
+      --identity-resource-id ID   (msi)
+      --federated-token-file FILE (workloadidentity)
+      --subscription ID           (azurecli)
+      --use-os-broker             sign in through the OS's broker (Windows, macOS)
+      --disable-environment-override   ignore AAD_*/AZURE_* variables
+It also accepts int128/kubelogin's OpenID Connect flags (--oidc-issuer-url, --oidc-client-id, ...).
 
 Example kubeconfig user:
   exec:

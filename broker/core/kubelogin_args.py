@@ -1,7 +1,8 @@
-"""Turn Azure kubelogin's get-token arguments into a Profile.
+"""Turn Azure kubelogin's get-token arguments (and environment) into a Profile plus in-memory secrets.
 
-The kubeconfig is the configuration: the same flags, the same meaning as ``kubelogin get-token``, so a
-kubeconfig switches to kubetray by changing only ``command:``.
+The kubeconfig is the configuration: the same flags, the same environment variables, the same
+meaning as ``kubelogin get-token``, so a kubeconfig switches to kubetray by changing only ``command:``.
+int128/kubelogin's OpenID Connect arguments are parsed by :mod:`broker.core.oidc_args`.
 """
 
 from __future__ import annotations
@@ -11,8 +12,21 @@ import re
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
+from broker.core import oidc_args
 from broker.core.errors import InvalidArguments
-from broker.core.model import LOGIN_DEVICECODE, LOGIN_INTERACTIVE, Profile
+from broker.core.model import (
+    LOGIN_AZURECLI,
+    LOGIN_DEVICECODE,
+    LOGIN_INTERACTIVE,
+    LOGIN_MSI,
+    LOGIN_ROPC,
+    LOGIN_SPN,
+    LOGIN_WORKLOAD,
+    Parsed,
+    Profile,
+    Secrets,
+)
+from broker.core.oidc_args import absolute_path
 
 # kubelogin's --environment values and their sign-in hosts (Azure's sovereign clouds).
 ENVIRONMENTS: Mapping[str, str] = {
@@ -22,11 +36,13 @@ ENVIRONMENTS: Mapping[str, str] = {
 }
 ENVIRONMENT_NAMES = ("AzurePublicCloud", "AzureChinaCloud", "AzureUSGovernmentCloud")
 
-SUPPORTED_LOGINS = (LOGIN_INTERACTIVE, LOGIN_DEVICECODE)
-# Modes kubelogin has that arrive with a later kubetray release; named so the error can say so.
-KNOWN_LOGINS = (*SUPPORTED_LOGINS, "spn", "ropc", "msi", "azurecli", "workloadidentity", "azd")
+SUPPORTED_LOGINS = (LOGIN_INTERACTIVE, LOGIN_DEVICECODE, LOGIN_SPN, LOGIN_ROPC, LOGIN_MSI, LOGIN_WORKLOAD,
+                    LOGIN_AZURECLI)
+# Modes kubelogin has that kubetray does not; named so the error can say so.
+KNOWN_LOGINS = (*SUPPORTED_LOGINS, "azd", "azurepipelines")
 
-_BOOL_FLAGS = ("--disable-instance-discovery", "--legacy", "--pop-enabled", "--disable-environment-override")
+_BOOL_FLAGS = ("--disable-instance-discovery", "--legacy", "--pop-enabled", "--disable-environment-override",
+               "--use-os-broker")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
 
 
@@ -49,6 +65,15 @@ def _parser() -> _Parser:
     p.add_argument("--timeout", default="")
     p.add_argument("--login-hint", default="")
     p.add_argument("--redirect-url", default="")
+    p.add_argument("--client-secret", default="")
+    p.add_argument("--client-certificate", default="")
+    p.add_argument("--client-certificate-password", default="")
+    p.add_argument("--username", default="")
+    p.add_argument("--password", default="")
+    p.add_argument("--identity-resource-id", default="")
+    p.add_argument("--federated-token-file", default="")
+    p.add_argument("--subscription", default="")
+    p.add_argument("--use-os-broker", action="store_true")
     # Accepted so converted kubeconfigs keep working; they change nothing here.
     p.add_argument("--legacy", action="store_true")
     p.add_argument("--pop-enabled", action="store_true")
@@ -116,9 +141,60 @@ def _redirect_port(url: str) -> int | None:
     return parts.port
 
 
+# Environment overrides, in kubelogin's order: a later name wins over an earlier one.
+_ENV_OVERRIDES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("client_id", ("AAD_SERVICE_PRINCIPAL_CLIENT_ID", "AZURE_CLIENT_ID")),
+    ("client_secret", ("AAD_SERVICE_PRINCIPAL_CLIENT_SECRET", "AZURE_CLIENT_SECRET")),
+    ("client_certificate", ("AAD_SERVICE_PRINCIPAL_CLIENT_CERTIFICATE", "AZURE_CLIENT_CERTIFICATE_PATH")),
+    ("client_certificate_password",
+     ("AAD_SERVICE_PRINCIPAL_CLIENT_CERTIFICATE_PASSWORD", "AZURE_CLIENT_CERTIFICATE_PASSWORD")),
+    ("tenant_id", ("AZURE_TENANT_ID",)),
+    ("username", ("AAD_USER_PRINCIPAL_NAME", "AZURE_USERNAME")),
+    ("password", ("AAD_USER_PRINCIPAL_PASSWORD", "AZURE_PASSWORD")),
+    ("login", ("AAD_LOGIN_METHOD",)),
+)
+_WORKLOAD_ENV = (
+    ("client_id", "AZURE_CLIENT_ID"),
+    ("federated_token_file", "AZURE_FEDERATED_TOKEN_FILE"),
+    ("authority_host", "AZURE_AUTHORITY_HOST"),
+)
+# What each mode cannot do without (beyond the secrets checked separately).
+_REQUIRED: Mapping[str, tuple[str, ...]] = {
+    LOGIN_INTERACTIVE: ("server_id", "client_id", "tenant_id"),
+    LOGIN_DEVICECODE: ("server_id", "client_id", "tenant_id"),
+    LOGIN_SPN: ("server_id", "client_id", "tenant_id"),
+    LOGIN_ROPC: ("server_id", "client_id", "tenant_id", "username"),
+    LOGIN_WORKLOAD: ("server_id", "client_id", "tenant_id", "federated_token_file"),
+    LOGIN_MSI: ("server_id",),
+    LOGIN_AZURECLI: ("server_id",),
+}
+
+
+def _apply_environment(ns: argparse.Namespace, env: Mapping[str, str]) -> None:
+    """kubelogin's UpdateFromEnv: AAD_LOGIN_METHOD picks the mode, AZURE_* override flags."""
+    for attr, names in _ENV_OVERRIDES:
+        for name in names:
+            if name in env:
+                setattr(ns, attr, env[name])
+    if str(ns.login).lower() == LOGIN_WORKLOAD:
+        for attr, name in _WORKLOAD_ENV:
+            if name in env:
+                setattr(ns, attr, env[name])
+
+
 def parse_get_token(argv: Sequence[str]) -> Profile:
-    """Build a Profile from ``get-token …`` arguments, or raise InvalidArguments with the fix."""
+    """Build a Profile from ``get-token …`` arguments alone, or raise InvalidArguments with the fix."""
+    return parse_exec(argv).profile
+
+
+def parse_exec(argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: str = "") -> Parsed:
+    """Parse what a shim forwarded: argv, the caller's AAD_/AZURE_/KUBELOGIN_ variables and cwd.
+
+    int128/kubelogin's forms (``oidc-login get-token …``, ``get-token --oidc-…``) go to oidc_args.
+    """
     args_in = list(argv)
+    if oidc_args.is_oidc(args_in):
+        return oidc_args.parse(args_in, cwd)
     if args_in[:1] == ["get-token"]:
         args_in = args_in[1:]
     elif args_in and not args_in[0].startswith("-"):
@@ -126,19 +202,30 @@ def parse_get_token(argv: Sequence[str]) -> Profile:
     ns, unknown = _parser().parse_known_args(_normalise_bools(args_in))
     if unknown:
         raise InvalidArguments(f"unknown argument {unknown[0]!r}; see `kubetray-shim --help`")
+    if not ns.disable_environment_override:
+        _apply_environment(ns, env or {})
     login = str(ns.login).lower()
     if login not in KNOWN_LOGINS:
         raise InvalidArguments(f"unknown --login {ns.login!r}; use one of {', '.join(SUPPORTED_LOGINS)}")
     if login not in SUPPORTED_LOGINS:
         raise InvalidArguments(
-            f"--login {login} is not supported by this kubetray version; use interactive or devicecode"
+            f"--login {login} is not supported by this kubetray version; use one of {', '.join(SUPPORTED_LOGINS)}"
         )
-    for flag, value in (("--server-id", ns.server_id), ("--client-id", ns.client_id), ("--tenant-id", ns.tenant_id)):
-        if not value:
+    for attr in _REQUIRED[login]:
+        if not getattr(ns, attr):
+            flag = "--" + attr.replace("_", "-")
             raise InvalidArguments(f"{flag} is required for --login {login}; add it to the kubeconfig's args")
-    if not re.fullmatch(r"[A-Za-z0-9.\-_]+", ns.tenant_id):
+    if ns.tenant_id and not re.fullmatch(r"[A-Za-z0-9.\-_]+", ns.tenant_id):
         raise InvalidArguments(f"--tenant-id {ns.tenant_id!r} is not a tenant id or domain name")
-    return Profile(
+    secrets = Secrets(client_secret=ns.client_secret, password=ns.password,
+                      certificate_password=ns.client_certificate_password)
+    if login == LOGIN_SPN and not (ns.client_secret or ns.client_certificate):
+        raise InvalidArguments(
+            "--login spn needs --client-secret or --client-certificate (or AAD_SERVICE_PRINCIPAL_CLIENT_SECRET, "
+            "AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH in the environment)"
+        )
+    # ropc without a password is fine while the keyring's refresh token works (see RopcSource).
+    profile = Profile(
         login=login,
         authority=authority_for(ns.environment, ns.authority_host, ns.tenant_id),
         client_id=ns.client_id,
@@ -149,4 +236,13 @@ def parse_get_token(argv: Sequence[str]) -> Profile:
         login_hint=ns.login_hint,
         redirect_port=_redirect_port(ns.redirect_url),
         timeout=parse_duration(ns.timeout) if ns.timeout else 60.0,
+        username=ns.username if login == LOGIN_ROPC else "",
+        client_certificate=absolute_path(ns.client_certificate, cwd) if login == LOGIN_SPN else "",
+        identity_resource_id=ns.identity_resource_id if login == LOGIN_MSI else "",
+        federated_token_file=absolute_path(ns.federated_token_file, cwd) if login == LOGIN_WORKLOAD else "",
+        subscription=ns.subscription if login == LOGIN_AZURECLI else "",
+        use_os_broker=bool(ns.use_os_broker) and login == LOGIN_INTERACTIVE,
     )
+    notes = ("kubetray: --login ropc is deprecated (it cannot satisfy MFA or Conditional Access); "
+             "prefer interactive, devicecode or spn",) if login == LOGIN_ROPC else ()
+    return Parsed(profile, secrets if login in (LOGIN_SPN, LOGIN_ROPC) else Secrets(), notes)

@@ -17,8 +17,8 @@ from typing import Any
 
 from broker.core.errors import BadRequest, KubetrayError, UnsupportedVersion
 from broker.core.execcred import exec_credential, parse_exec_info
-from broker.core.kubelogin_args import parse_get_token
-from broker.core.model import Profile, Token
+from broker.core.kubelogin_args import parse_exec
+from broker.core.model import Parsed, Profile, SecretBag, Token
 from broker.core.service import TokenService
 from broker.ipc import framing
 from shim import wire
@@ -37,6 +37,7 @@ class Handler:
     info: dict[str, object] = field(default_factory=dict)  # socket, keyring backend, … for status
     on_shutdown: Callable[[], None] | None = None
     on_logout: Callable[[Profile], None] | None = None
+    secrets: SecretBag | None = None  # where secrets a shim passed are kept (memory only)
 
     def __post_init__(self) -> None:
         # Cached per (apiVersion, token) so the hot path does no JSON encoding.
@@ -86,10 +87,13 @@ class Handler:
         raw_info = request.get("exec_info")
         if raw_info is not None and not isinstance(raw_info, str):
             raise BadRequest("exec_info must be a string or null")
-        profile = _parse_argv(tuple(argv))
+        parsed = self._parse(request, argv)
+        profile = parsed.profile
         info = _parse_info(raw_info)
         token = self.service.cached(profile)
         if token is None:
+            for note in parsed.notes:  # said only when the daemon has to work, not on every call
+                send(framing.progress(note))
             person = info.interactive if info.interactive is not None else request.get("stdin_tty") is True
             token = await self._await(self.service.get_token, profile, send, person_present=person)
         send(self._credential_line(info.api_version, token))
@@ -127,6 +131,20 @@ class Handler:
             self.on_shutdown()
 
     # -- helpers -----------------------------------------------------------------------------------
+    def _parse(self, request: dict[str, Any], argv: list[str]) -> Parsed:
+        """Parse argv with the caller's environment and cwd; keep any secrets it carried in memory."""
+        env, cwd = request.get("env") or {}, request.get("cwd") or ""
+        if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+            raise BadRequest("env must be an object of strings")
+        if not isinstance(cwd, str):
+            raise BadRequest("cwd must be a string")
+        # Only the variables kubelogin reads matter; the rest would only split the parse cache.
+        relevant = tuple(sorted((k, v) for k, v in env.items() if k.startswith(("AAD_", "AZURE_"))))
+        parsed = _parse_exec(tuple(argv), relevant, cwd)
+        if self.secrets is not None:
+            self.secrets.put(parsed.profile.key, parsed.secrets)
+        return parsed
+
     async def _await(self, start: Callable[..., Any], profile: Profile, send: Send, **kwargs: Any) -> Token:
         loop = asyncio.get_running_loop()
 
@@ -139,7 +157,7 @@ class Handler:
     def _profiles(self, request: dict[str, Any], *, only_needing_sign_in: bool = False) -> list[Profile]:
         """The profiles a management op names: ``argv`` (like exec), ``key``, or ``all``."""
         if isinstance(request.get("argv"), list):
-            return [parse_get_token([str(a) for a in request["argv"]])]
+            return [self._parse(request, [str(a) for a in request["argv"]]).profile]
         views = self.service.snapshot()
         key = request.get("key")
         if isinstance(key, str) and key:
@@ -155,6 +173,8 @@ class Handler:
 
 # The same kubeconfig sends the same arguments thousands of times: parse each distinct one once.
 # (lru_cache does not cache exceptions, so bad arguments are re-checked and re-reported every time.)
-_parse_argv = functools.lru_cache(maxsize=256)(lambda argv: parse_get_token(list(argv)))
+_parse_exec = functools.lru_cache(maxsize=256)(
+    lambda argv, env, cwd: parse_exec(list(argv), dict(env), cwd)
+)
 _parse_info = functools.lru_cache(maxsize=64)(parse_exec_info)
 

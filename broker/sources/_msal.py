@@ -7,6 +7,7 @@ cache is written back only when MSAL reports a change. Nothing above this module
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,11 +17,32 @@ import msal
 import requests
 
 from broker.core.errors import KubetrayError, LoginFailed, LoginRequired
-from broker.core.model import LOGIN_DEVICECODE, Profile, Token
+from broker.core.model import LOGIN_DEVICECODE, LOGIN_INTERACTIVE, Profile, Token
 from broker.core.ports import Clock, Progress, SecretStore
 from broker.sources import _errors
 
 log = logging.getLogger(__name__)
+
+
+BROKER_PLATFORMS = ("win32", "darwin")
+
+
+def use_os_broker(profile: Profile, *, default: bool, platform: str | None = None) -> bool:
+    """Whether an interactive Entra profile signs in through the OS's broker (WAM, Company Portal).
+
+    Opt-in, per profile (``--use-os-broker``) or for every profile (KUBETRAY_OS_BROKER=1); only where
+    the OS has one. The broker lets Conditional Access see a compliant device.
+    """
+    plat = sys.platform if platform is None else platform
+    return profile.login == LOGIN_INTERACTIVE and (profile.use_os_broker or default) and plat in BROKER_PLATFORMS
+
+
+def app_options(profile: Profile, *, os_broker: bool) -> dict[str, Any]:
+    """Keyword arguments for PublicClientApplication beyond authority and cache."""
+    options: dict[str, Any] = {"instance_discovery": None if profile.instance_discovery else False}
+    if os_broker:
+        options.update(enable_broker_on_windows=True, enable_broker_on_mac=True)
+    return options
 
 
 @dataclass
@@ -42,13 +64,15 @@ class MsalSource:
         http_client_factory: Callable[[], Any],
         can_open_browser: Callable[[], bool],
         stopping: threading.Event | None = None,
+        os_broker_default: bool = False,
     ) -> None:
         self._store = store
+        self._os_broker_default = os_broker_default
         self._clock = clock
         self._http_client_factory = http_client_factory  # one HTTP session per MSAL app
         self._can_open_browser = can_open_browser
         self._stopping = stopping or threading.Event()
-        self._apps: dict[tuple[str, str, bool], _App] = {}
+        self._apps: dict[tuple[str, str, bool, bool], _App] = {}
         self._lock = threading.Lock()
 
     # -- TokenSource -------------------------------------------------------------------------------
@@ -94,6 +118,9 @@ class MsalSource:
             )
 
         started = self._clock.now()
+        extra: dict[str, Any] = {}
+        if self._broker(profile):  # the broker's window needs a parent; the daemon has none of its own
+            extra["parent_window_handle"] = msal.PublicClientApplication.CONSOLE_WINDOW_HANDLE
         try:
             result = app.app.acquire_token_interactive(
                 list(profile.scopes),
@@ -101,6 +128,7 @@ class MsalSource:
                 timeout=max(1, int(profile.timeout)),
                 port=profile.redirect_port,
                 on_before_launching_ui=before_ui,
+                **extra,
             )
         except RuntimeError as exc:  # msal's BrowserInteractionTimeoutError
             raise LoginFailed(
@@ -140,8 +168,12 @@ class MsalSource:
         return self._token(result, started, None, during_sign_in=True)
 
     # -- plumbing ----------------------------------------------------------------------------------
+    def _broker(self, profile: Profile) -> bool:
+        return use_os_broker(profile, default=self._os_broker_default)
+
     def _app(self, profile: Profile) -> _App:
-        key = (profile.authority.rstrip("/").lower(), profile.client_id, profile.instance_discovery)
+        broker = self._broker(profile)
+        key = (profile.authority.rstrip("/").lower(), profile.client_id, profile.instance_discovery, broker)
         with self._lock:
             found = self._apps.get(key)
             if found is not None:
@@ -159,7 +191,7 @@ class MsalSource:
                     authority=profile.authority,
                     token_cache=cache,
                     http_client=self._http_client_factory(),
-                    instance_discovery=None if profile.instance_discovery else False,
+                    **app_options(profile, os_broker=broker),
                 )
             except (ValueError, requests.exceptions.RequestException) as exc:
                 raise _errors.from_exception(exc, profile.authority) from None

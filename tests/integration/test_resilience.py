@@ -3,6 +3,7 @@ and other processes trying to read its memory. Figures are printed (run pytest w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -47,10 +48,8 @@ def test_a_thousand_idle_and_slow_clients_do_not_lock_out_a_real_one(rig: Rig) -
         def drip() -> None:
             while not stop_dripping.wait(1.0):
                 for s in idle[1::2]:
-                    try:
+                    with contextlib.suppress(OSError):
                         s.sendall(b" ")
-                    except OSError:
-                        pass
 
         dripper = threading.Thread(target=drip, daemon=True)
         dripper.start()
@@ -138,7 +137,9 @@ def test_without_a_keyring_the_daemon_refuses_and_says_how_to_fix_it(rig: Rig) -
     assert not (rig.root / "state" / "profiles.json").exists()  # nothing written anywhere else
 
 
-def test_with_a_locked_keyring_the_daemon_refuses_and_says_to_unlock_it(rig: Rig, desktop_session: IsolatedSession) -> None:
+def test_with_a_locked_keyring_the_daemon_refuses_and_says_to_unlock_it(
+    rig: Rig, desktop_session: IsolatedSession
+) -> None:
     desktop_session.lock_keyring()
     try:
         proc = rig.kubetray("run", "--headless", timeout=60)

@@ -11,7 +11,12 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
 from ._entra import EntraError, missing_parameter
+from ._jwt import b64url
 from ._state import CODE_LIFETIME, AuthorityState, iso_time
 
 __all__ = ["GRANT_HANDLERS", "DEVICE_CODE_GRANT", "GrantHandler", "grant_counter_key"]
@@ -107,7 +112,8 @@ def grant_device_code(state: AuthorityState, form: dict[str, str]) -> dict[str, 
 
 
 def grant_refresh_token(state: AuthorityState, form: dict[str, str]) -> dict[str, Any]:
-    """``refresh_token``: rotating; a used, revoked or inactive token fails as Entra's would."""
+    """``refresh_token``: each use returns a new refresh token; a revoked or inactive one fails as Entra's
+    would, and a used one too when the authority is set to single-use tokens."""
     client_id = state.check_client(form.get("client_id"))
     if not form.get("refresh_token"):
         raise missing_parameter("refresh_token")
@@ -133,7 +139,8 @@ def grant_refresh_token(state: AuthorityState, form: dict[str, str]) -> dict[str
             raise _invalid_grant("The refresh token was already redeemed (the test authority rotates them).")
         if grant.client_id != client_id:
             raise _invalid_grant("The refresh token was issued to a different client.")
-        grant.status = "rotated"
+        if state.single_use_refresh_tokens:
+            grant.status = "rotated"
         user = state.users[grant.user_oid]
     # Entra refresh tokens are multi-resource: the request may name another resource than the original.
     scope = form.get("scope") or grant.scope
@@ -146,10 +153,94 @@ def grant_refresh_token(state: AuthorityState, form: dict[str, str]) -> dict[str
     return response
 
 
+_JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+def _invalid_client(code: int, text: str) -> EntraError:
+    return EntraError("invalid_client", code, text, status=401)
+
+
+def _check_assertion(state: AuthorityState, client_id: str, assertion: str) -> None:
+    """A certificate assertion (signed by the registered certificate's key) or a federated one."""
+    if assertion in state.federated_assertions.get(client_id, set()):
+        return
+    pem = state.client_certificates.get(client_id)
+    if pem is None:
+        raise _invalid_client(700024, "Client assertion is not within its valid time range or is not accepted.")
+    try:
+        header = jwt.get_unverified_header(assertion)
+    except jwt.PyJWTError:
+        raise _invalid_client(50027, "JWT token is invalid or malformed.") from None
+    with state.lock:
+        state.assertions_seen.append(dict(header))
+    cert = x509.load_pem_x509_certificate(pem)
+    x5t = b64url(cert.fingerprint(hashes.SHA1()))  # noqa: S303 - x5t is SHA-1 by definition
+    x5t256 = b64url(cert.fingerprint(hashes.SHA256()))
+    # MSAL pads x5t with "=" (RFC 7515 says unpadded); Entra accepts either, so does this.
+    if str(header.get("x5t", "")).rstrip("=") != x5t and str(header.get("x5t#S256", "")).rstrip("=") != x5t256:
+        raise _invalid_client(700027, "The certificate with identifier used to sign the client assertion is not "
+                              "registered on application.")
+    try:
+        claims = jwt.decode(assertion, cert.public_key(), algorithms=["RS256", "PS256"],  # type: ignore[arg-type]
+                            options={"verify_aud": False, "require": ["exp", "aud", "iss", "sub"]})
+    except jwt.PyJWTError:
+        raise _invalid_client(700027, "Client assertion contains an invalid signature.") from None
+    if claims["iss"] != client_id or claims["sub"] != client_id:
+        raise _invalid_client(700023, "Client assertion audience or issuer is invalid.")
+    if not (str(claims["aud"]).startswith(state.host_url) and str(claims["aud"]).endswith("/oauth2/v2.0/token")):
+        raise _invalid_client(700212, "No matching federated identity record found for presented assertion audience.")
+
+
+def _authenticate_client(state: AuthorityState, form: dict[str, str]) -> str:
+    client_id = state.check_client(form.get("client_id"))
+    if form.get("client_assertion_type") == _JWT_BEARER:
+        _check_assertion(state, client_id, form.get("client_assertion", ""))
+    elif "client_secret" in form:
+        if state.client_secrets.get(client_id) != form["client_secret"]:
+            raise _invalid_client(7000215, "Invalid client secret provided. Ensure the secret being sent in the "
+                                  f"request is the client secret value, not the client secret ID, for a secret added "
+                                  f"to app '{client_id}'.")
+    else:
+        raise _invalid_client(7000218, "The request body must contain the following parameter: 'client_assertion' "
+                              "or 'client_secret'.")
+    return client_id
+
+
+def grant_client_credentials(state: AuthorityState, form: dict[str, str]) -> dict[str, Any]:
+    """``client_credentials``: a secret, a certificate assertion or a federated assertion; app token."""
+    client_id = _authenticate_client(state, form)
+    scope = form.get("scope", "")
+    if not scope.strip().endswith("/.default"):
+        raise EntraError("invalid_scope", 1002012, "The provided value for scope is not valid. Client credential "
+                         "flows must have a scope value with /.default suffixed to the resource identifier.")
+    response = state.mint_app(client_id=client_id, scope=scope)
+    state.count("sign_ins")
+    return response
+
+
+def grant_password(state: AuthorityState, form: dict[str, str]) -> dict[str, Any]:
+    """``password`` (ROPC): a registered user's password; a user token with a refresh token."""
+    client_id = state.check_client(form.get("client_id"))
+    for name in ("username", "password"):
+        if not form.get(name):
+            raise missing_parameter(name)
+    with state.lock:
+        user = next((u for u in state.users.values() if u.upn.lower() == form["username"].lower()), None)
+        ok = user is not None and state.passwords.get(user.upn) == form["password"]
+    if not ok or user is None:
+        raise EntraError("invalid_grant", 50126, "Error validating credentials due to invalid username or password.")
+    response = state.mint(client_id=client_id, user=user, scope=form.get("scope", ""),
+                          want_client_info=form.get("client_info") == "1")
+    state.count("sign_ins")
+    return response
+
+
 GRANT_HANDLERS: dict[str, GrantHandler] = {
     "authorization_code": grant_authorization_code,
     DEVICE_CODE_GRANT: grant_device_code,
     "refresh_token": grant_refresh_token,
+    "client_credentials": grant_client_credentials,
+    "password": grant_password,
 }
 
 

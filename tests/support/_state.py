@@ -11,6 +11,7 @@ import datetime as dt
 import secrets
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -117,6 +118,16 @@ class AuthorityState:
         self.last_authorize: dict[str, str] = {}
         self.tokens_valid_from = 0.0
         self.issued: list[str] = []  # every token handed out, so tests can prove none leaked
+        # Entra keeps a redeemed refresh token valid (until it expires or is revoked); a test can ask for
+        # single-use tokens to check a client always stores the newest one.
+        self.single_use_refresh_tokens = False
+        # Confidential clients and ROPC users (see _grants): client id -> secret / certificate PEM,
+        # client id -> accepted federated assertions, upn -> password.
+        self.client_secrets: dict[str, str] = {}
+        self.client_certificates: dict[str, bytes] = {}
+        self.federated_assertions: dict[str, set[str]] = {}
+        self.passwords: dict[str, str] = {}
+        self.assertions_seen: list[dict[str, Any]] = []  # JOSE headers of client assertions received
 
     # --- people ---------------------------------------------------------------------------------
     @property
@@ -275,6 +286,23 @@ class AuthorityState:
         with self.lock:
             self.issued.extend(response[k] for k in ("access_token", "refresh_token", "id_token") if k in response)
         return response
+
+    def mint_app(self, *, client_id: str, scope: str) -> dict[str, Any]:
+        """An app-only token response (client credentials), shaped as Entra's v1 app tokens."""
+        scopes = parse_scopes(scope)
+        now = int(self.clock())
+        with self.lock:
+            lifetime = self.access_token_lifetime
+        sp_oid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"sp/{client_id}"))
+        claims = {
+            "aud": scopes.resource, "iss": self.issuer_v1, "iat": now, "nbf": now - 300, "exp": now + lifetime,
+            "appid": client_id, "appidacr": "2", "idtyp": "app", "oid": sp_oid, "sub": sp_oid,
+            "tid": self.tenant_id, "roles": [], "ver": "1.0",
+        }
+        token = self.keys.current.sign(claims)
+        with self.lock:
+            self.issued.append(token)
+        return {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": token}
 
     def end_refresh_tokens(self, status: str) -> int:
         """Mark every live refresh token ``revoked`` or ``inactive``; return how many."""

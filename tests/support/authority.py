@@ -40,7 +40,8 @@ DEFAULT_USER = TestUser(
 # Counters always present in ``counts`` (zero until something happens).
 COUNTER_KEYS = (
     "discovery", "jwks", "authorize", "devicecode", "devicelogin",
-    "token.authorization_code", "token.device_code", "token.refresh_token",
+    "token.authorization_code", "token.device_code", "token.refresh_token", "token.client_credentials",
+    "token.password",
     "sign_ins", "refreshes",
 )
 # Entra's multi-tenant aliases keep their own segment in the discovered endpoints.
@@ -201,6 +202,41 @@ class EntraAuthority:
         """The query of the latest valid authorization request (to check prompt, login_hint, ...)."""
         with self._state.lock:
             return dict(self._state.last_authorize)
+
+    # --- confidential clients and passwords ---------------------------------------------------------
+    def register_client_secret(self, client_id: str, secret: str) -> None:
+        """Let ``client_id`` authenticate with ``secret`` (client credentials)."""
+        with self._state.lock:
+            self._state.client_secrets[client_id] = secret
+
+    def register_client_certificate(self, client_id: str, certificate_pem: bytes) -> None:
+        """Let ``client_id`` authenticate with assertions signed by this certificate's key."""
+        with self._state.lock:
+            self._state.client_certificates[client_id] = certificate_pem
+
+    def accept_federated_assertion(self, client_id: str, assertion: str) -> None:
+        """Accept ``assertion`` (a projected service-account token) as ``client_id``'s credential."""
+        with self._state.lock:
+            self._state.federated_assertions.setdefault(client_id, set()).add(assertion)
+
+    def revoke_federated_assertion(self, client_id: str, assertion: str) -> None:
+        """Stop accepting ``assertion`` (it has rotated out)."""
+        with self._state.lock:
+            self._state.federated_assertions.get(client_id, set()).discard(assertion)
+
+    def set_password(self, upn: str, password: str) -> None:
+        """The scripted user's password for the ROPC grant."""
+        with self._state.lock:
+            self._state.passwords[upn] = password
+
+    def issue_app_token(self, client_id: str, scope: str) -> dict[str, Any]:
+        """An app token response minted directly (for managed-identity stand-ins); counted as issued."""
+        return self._state.mint_app(client_id=client_id, scope=scope)
+
+    def client_assertion_headers(self) -> list[dict[str, Any]]:
+        """JOSE headers of the certificate assertions received (x5t, x5c, alg), oldest first."""
+        with self._state.lock:
+            return list(self._state.assertions_seen)
 
     # --- tokens -----------------------------------------------------------------------------------
     def revoke_refresh_tokens(self) -> int:

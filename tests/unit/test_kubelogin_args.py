@@ -58,7 +58,7 @@ def test_short_flags_go_bools_and_extras() -> None:
     ("argv", "needle"),
     [
         (["get-token", "--client-id", "c", "--tenant-id", "t"], "--server-id is required"),
-        ([*BASE, "--login", "spn"], "not supported by this kubetray version"),
+        ([*BASE, "--login", "azd"], "not supported by this kubetray version"),
         ([*BASE, "--login", "magic"], "unknown --login"),
         ([*BASE, "--bogus"], "unknown argument '--bogus'"),
         ([*BASE, "--timeout", "soon"], "not a duration"),

@@ -1,0 +1,124 @@
+"""Entra ID as an application: service principals (``spn``) and workload identity, via MSAL's
+confidential client.
+
+No person takes part, so a "sign-in" is just another acquisition. The client secret comes from the
+daemon's in-memory SecretBag (never from the profile); the certificate is read from its file and the
+workload identity's assertion is re-read from the projected token file for every token request,
+because the platform rotates it. App tokens are kept in MSAL's in-memory cache only: they are cheap
+to get again and there is no refresh token worth keeping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import msal
+
+from broker.core.errors import InvalidArguments, LoginRequired
+from broker.core.model import LOGIN_WORKLOAD, Profile, SecretBag, Token
+from broker.core.ports import Clock, Progress
+from broker.sources import _errors
+from broker.sources._credentials import load_client_certificate
+
+log = logging.getLogger(__name__)
+
+
+class ConfidentialSource:
+    """TokenSource for ``spn`` (client secret or certificate) and ``workloadidentity`` profiles."""
+
+    def __init__(self, secrets: SecretBag, clock: Clock, *, http_client_factory: Callable[[], Any]) -> None:
+        self._secrets = secrets
+        self._clock = clock
+        self._http_client_factory = http_client_factory
+        # One app per profile and credential: a new secret from the kubeconfig gets a new app.
+        self._apps: dict[tuple[str, str], msal.ConfidentialClientApplication] = {}
+        self._lock = threading.Lock()
+
+    # -- TokenSource -------------------------------------------------------------------------------
+    def acquire_silent(self, profile: Profile, *, force_refresh: bool, account_id: str = "") -> Token:
+        return self._acquire(profile, force_refresh=force_refresh)
+
+    def sign_in(self, profile: Profile, progress: Progress) -> Token:
+        return self._acquire(profile, force_refresh=True)
+
+    def sign_out(self, profile: Profile) -> None:
+        with self._lock:
+            for key in [k for k in self._apps if k[0] == profile.key]:
+                self._apps.pop(key).remove_tokens_for_client()
+        self._secrets.forget(profile.key)
+
+    # -- plumbing ----------------------------------------------------------------------------------
+    def _acquire(self, profile: Profile, *, force_refresh: bool) -> Token:
+        app = self._app(profile)
+        if force_refresh:
+            # MSAL serves app tokens from its cache until 5 minutes before expiry; the schedule asks
+            # earlier than that on purpose, so drop the cached one and ask the authority.
+            app.remove_tokens_for_client()
+        started = self._clock.now()
+        try:
+            result = app.acquire_token_for_client(list(profile.scopes))
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, OSError) and profile.login == LOGIN_WORKLOAD:
+                raise InvalidArguments(
+                    f"cannot read the federated token file {profile.federated_token_file}: {exc.strerror}; "
+                    "check AZURE_FEDERATED_TOKEN_FILE"
+                ) from None
+            raise _errors.from_exception(exc, profile.authority) from None
+        except Exception as exc:
+            raise _errors.from_exception(exc, profile.authority) from None
+        if not result or "access_token" not in result:
+            raise _errors.from_result(result or {"error": "no_result"}, during_sign_in=True)
+        return Token(
+            access_token=str(result["access_token"]),
+            expires_on=started + float(result.get("expires_in") or 0),
+            obtained_at=started,
+            account=f"app {profile.client_id}",
+            tenant_id=profile.tenant_id,
+        )
+
+    def _credential(self, profile: Profile) -> tuple[str, Any]:
+        """(fingerprint, MSAL client_credential); the fingerprint tells credentials apart, not the secret."""
+        if profile.login == LOGIN_WORKLOAD:
+            path = profile.federated_token_file
+
+            def assertion() -> str:
+                with open(path, encoding="utf-8") as f:
+                    return f.read().strip()
+
+            return "workload:" + path, {"client_assertion": assertion}
+        secrets = self._secrets.get(profile.key)
+        if profile.client_certificate:
+            cert = load_client_certificate(profile.client_certificate, secrets.certificate_password)
+            return "cert:" + cert.thumbprint, cert.msal_credential()
+        if not secrets.client_secret:
+            raise LoginRequired(
+                "the client secret of this service principal is kept only in the daemon's memory and the "
+                "daemon has restarted; run kubectl again so the kubeconfig supplies it"
+            )
+        return "secret:" + hashlib.sha256(secrets.client_secret.encode()).hexdigest(), secrets.client_secret
+
+    def _app(self, profile: Profile) -> msal.ConfidentialClientApplication:
+        fingerprint, credential = self._credential(profile)
+        key = (profile.key, fingerprint)
+        with self._lock:
+            app = self._apps.get(key)
+            if app is not None:
+                return app
+            for old in [k for k in self._apps if k[0] == profile.key]:
+                del self._apps[old]  # the credential changed: forget the app built on the old one
+            try:
+                app = msal.ConfidentialClientApplication(
+                    profile.client_id,
+                    client_credential=credential,
+                    authority=profile.authority,
+                    http_client=self._http_client_factory(),
+                    instance_discovery=None if profile.instance_discovery else False,
+                )
+            except Exception as exc:
+                raise _errors.from_exception(exc, profile.authority) from None
+            self._apps[key] = app
+            return app

@@ -1,0 +1,268 @@
+"""Generic OpenID Connect providers (int128/kubelogin's flags) through MSAL's ``oidc_authority``.
+
+kube-apiserver's OIDC authenticator checks the ID token (iss, aud = client id, exp, signature), so
+that is what the profile serves unless ``--oidc-use-access-token``. A cache hit in MSAL returns no
+id_token: it is read from MSAL's token cache and refreshed when it is about to expire. With a client
+secret the app is a confidential client; the secret and password come from the in-memory SecretBag.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msal
+from msal.oauth2cli.authcode import AuthCodeReceiver
+
+from broker.core.errors import KubetrayError, LoginFailed, LoginRequired
+from broker.core.model import (
+    GRANT_AUTHCODE,
+    GRANT_CLIENT_CREDENTIALS,
+    GRANT_DEVICE_CODE,
+    GRANT_PASSWORD,
+    Profile,
+    SecretBag,
+    Token,
+)
+from broker.core.ports import Clock, Progress, SecretStore
+from broker.sources import _errors
+from broker.sources._oidc_http import VerifyingSession, trust_for
+
+_ID_TOKEN_MARGIN = 300.0  # like MSAL's access tokens: less than 5 minutes left counts as expired
+
+
+@dataclass
+class _App:
+    app: msal.ClientApplication
+    cache: msal.SerializableTokenCache
+    lock: threading.Lock
+
+
+def jwt_expiry(token: str) -> float:
+    """``exp`` of a JWT, read without verification (only to schedule the refresh)."""
+    try:
+        payload = token.split(".")[1]
+        return float(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["exp"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
+class OidcSource:
+    """TokenSource for ``oidc`` profiles: authcode + PKCE, device code, password, client credentials."""
+
+    def __init__(self, store: SecretStore, clock: Clock, secrets: SecretBag, *,
+                 can_open_browser: Callable[[], bool], stopping: threading.Event | None = None) -> None:
+        self._store, self._clock, self._secrets = store, clock, secrets
+        self._can_open_browser = can_open_browser
+        self._stopping = stopping or threading.Event()
+        self._apps: dict[tuple[str, str], _App] = {}
+        self._lock = threading.Lock()
+
+    # -- TokenSource -------------------------------------------------------------------------------
+    def acquire_silent(self, profile: Profile, *, force_refresh: bool, account_id: str = "") -> Token:
+        if profile.grant_type == GRANT_CLIENT_CREDENTIALS:
+            return self._client_credentials(profile, force_refresh)
+        app = self._app(profile)
+        account = self._account(app, profile, account_id)
+        if account is not None:
+            stale = not profile.use_access_token and self._id_token_left(app, profile, account) < _ID_TOKEN_MARGIN
+            started = self._clock.now()
+            try:
+                result = app.app.acquire_token_silent_with_error(
+                    list(profile.scopes), account, force_refresh=force_refresh or stale)
+            except Exception as exc:
+                raise _errors.from_exception(exc, profile.authority) from None
+            finally:
+                self._persist(profile, app)
+            if result and "access_token" in result:
+                return self._token(app, profile, result, started, account)
+            error = _errors.from_result(result) if result else None
+        else:
+            error = None
+        if profile.grant_type == GRANT_PASSWORD and self._secrets.get(profile.key).password:
+            return self._password(app, profile)  # no person needed: sign in again on our own
+        if isinstance(error, LoginRequired) or error is None:
+            raise error or LoginRequired(f"not signed in to {profile.authority} yet; {_errors.SIGN_IN_HINT}")
+        raise error
+
+    def sign_in(self, profile: Profile, progress: Progress) -> Token:
+        if profile.grant_type == GRANT_CLIENT_CREDENTIALS:
+            return self._client_credentials(profile, True)
+        app = self._app(profile)
+        if profile.grant_type == GRANT_PASSWORD:
+            return self._password(app, profile)
+        if profile.grant_type == GRANT_DEVICE_CODE or not self._can_open_browser():
+            if profile.grant_type == GRANT_AUTHCODE:
+                progress("kubetray: no browser can be opened here, so signing in with a device code instead.")
+            return self._device_code(app, profile, progress)
+        return self._authcode(app, profile, progress)
+
+    def sign_out(self, profile: Profile) -> None:
+        app = self._app(profile)
+        for account in app.app.get_accounts():
+            app.app.remove_account(account)
+        self._persist(profile, app)
+
+    # -- grants ------------------------------------------------------------------------------------
+    def _authcode(self, app: _App, profile: Profile, progress: Progress) -> Token:
+        progress(f"kubetray: signing in to {profile.authority} in your browser "
+                 f"(waiting up to {int(profile.timeout)} s)…")
+        started = self._clock.now()
+        try:
+            if isinstance(app.app, msal.PublicClientApplication):
+                # prompt=consent: OIDC providers issue a refresh token for offline_access only with it.
+                result = app.app.acquire_token_interactive(
+                    list(profile.scopes), prompt="consent", timeout=max(1, int(profile.timeout)),
+                    port=profile.redirect_port)
+            else:  # a confidential client: same loopback flow, driven by hand with the client secret
+                with AuthCodeReceiver(port=profile.redirect_port) as receiver:
+                    flow = app.app.initiate_auth_code_flow(
+                        list(profile.scopes), redirect_uri=f"http://localhost:{receiver.get_port()}",
+                        prompt="consent", response_mode="form_post")
+                    response = receiver.get_auth_response(
+                        auth_uri=flow["auth_uri"], state=flow["state"], timeout=max(1, int(profile.timeout)))
+                    if not response:
+                        raise RuntimeError("timeout")
+                    result = app.app.acquire_token_by_auth_code_flow(flow, response)
+        except RuntimeError as exc:
+            raise LoginFailed(f"the browser sign-in was not completed within {int(profile.timeout)} s; "
+                              f"{_errors.SIGN_IN_HINT}") from exc
+        except Exception as exc:
+            raise _errors.from_exception(exc, profile.authority) from None
+        finally:
+            self._persist(profile, app)
+        return self._token(app, profile, result, started, None, during_sign_in=True)
+
+    def _device_code(self, app: _App, profile: Profile, progress: Progress) -> Token:
+        if not isinstance(app.app, msal.PublicClientApplication):
+            raise LoginFailed("the device-code grant with a client secret is not supported; "
+                              "use --grant-type authcode")
+        try:
+            flow = app.app.initiate_device_flow(scopes=list(profile.scopes))
+        except Exception as exc:
+            raise _errors.from_exception(exc, profile.authority) from None
+        if "user_code" not in flow:
+            raise _errors.from_result(flow, during_sign_in=True)
+        # Entra's "message" does not exist elsewhere: build the prompt from the RFC 8628 fields.
+        uri = flow.get("verification_uri_complete") or flow.get("verification_uri")
+        progress(f"kubetray: to sign in, open {uri} and enter the code {flow['user_code']}")
+        expires_at = float(flow.get("expires_at") or 0)
+        started = self._clock.now()
+        try:
+            result = app.app.acquire_token_by_device_flow(
+                flow, exit_condition=lambda f: self._stopping.is_set() or self._clock.now() > expires_at)
+        except Exception as exc:
+            raise _errors.from_exception(exc, profile.authority) from None
+        finally:
+            self._persist(profile, app)
+        if result.get("error") == "authorization_pending":
+            raise LoginFailed(f"the device code expired before it was used; {_errors.SIGN_IN_HINT}")
+        return self._token(app, profile, result, started, None, during_sign_in=True)
+
+    def _password(self, app: _App, profile: Profile) -> Token:
+        password = self._secrets.get(profile.key).password
+        if not password:
+            raise LoginRequired("the password of this profile is kept only in the daemon's memory and the daemon "
+                                "has restarted; run kubectl again so the kubeconfig supplies it")
+        started = self._clock.now()
+        try:
+            result = app.app.acquire_token_by_username_password(profile.username, password, list(profile.scopes))
+        except Exception as exc:
+            raise _errors.from_exception(exc, profile.authority) from None
+        finally:
+            self._persist(profile, app)
+        return self._token(app, profile, result, started, None, during_sign_in=True)
+
+    def _client_credentials(self, profile: Profile, force_refresh: bool) -> Token:
+        app = self._app(profile)
+        assert isinstance(app.app, msal.ConfidentialClientApplication)  # parsing demands a secret
+        if force_refresh:
+            app.app.remove_tokens_for_client()  # the schedule asks before MSAL's cache would
+        started = self._clock.now()
+        try:
+            result = app.app.acquire_token_for_client(list(profile.scopes))
+        except Exception as exc:
+            raise _errors.from_exception(exc, profile.authority) from None
+        return self._token(app, profile, result, started, None, during_sign_in=True)
+
+    # -- plumbing ----------------------------------------------------------------------------------
+    def _token(self, app: _App, profile: Profile, result: dict[str, Any] | None, started: float,
+               account: dict[str, Any] | None, *, during_sign_in: bool = False) -> Token:
+        if not result or "access_token" not in result:
+            raise _errors.from_result(result or {"error": "no_result"}, during_sign_in=during_sign_in)
+        claims = result.get("id_token_claims") or {}
+        username = (account or {}).get("username") or claims.get("preferred_username") or claims.get("sub") or ""
+        home = (account or {}).get("home_account_id") or ""
+        if profile.use_access_token:
+            secret, expires_on = str(result["access_token"]), started + float(result.get("expires_in") or 0)
+        else:
+            secret = str(result.get("id_token") or self._cached_id_token(app, profile, home, username))
+            if not secret:
+                raise _errors.from_result({"error": "no_id_token", "error_description":
+                                           "the provider sent no ID token; add --oidc-use-access-token"})
+            expires_on = jwt_expiry(secret)
+        return Token(access_token=secret, expires_on=expires_on, obtained_at=started,
+                     account=str(username or profile.username), home_account_id=str(home))
+
+    def _cached_id_token(self, app: _App, profile: Profile, home: str, username: str = "") -> str:
+        if not home:
+            found = app.app.get_accounts(username=username or None)
+            home = found[0]["home_account_id"] if found else ""
+        items = app.cache.search(msal.TokenCache.CredentialType.ID_TOKEN,
+                                 query={"client_id": profile.client_id, "home_account_id": home})
+        best = max((str(i.get("secret") or "") for i in items), key=jwt_expiry, default="")
+        return best
+
+    def _id_token_left(self, app: _App, profile: Profile, account: dict[str, Any]) -> float:
+        token = self._cached_id_token(app, profile, str(account.get("home_account_id") or ""))
+        return jwt_expiry(token) - self._clock.now() if token else 0.0
+
+    def _account(self, app: _App, profile: Profile, account_id: str) -> dict[str, Any] | None:
+        accounts: list[dict[str, Any]] = app.app.get_accounts(username=profile.username or None)
+        for account in accounts:
+            if account_id and account.get("home_account_id") == account_id:
+                return account
+        return accounts[0] if accounts else None
+
+    def _app(self, profile: Profile) -> _App:
+        secret = self._secrets.get(profile.key).client_secret
+        fingerprint = hashlib.sha256(secret.encode()).hexdigest() if secret else ""
+        key = (profile.key, fingerprint)
+        with self._lock:
+            found = self._apps.get(key)
+            if found is not None:
+                return found
+            cache = msal.SerializableTokenCache()
+            if profile.grant_type != GRANT_CLIENT_CREDENTIALS:  # app tokens stay in memory
+                serialized = self._store.load(profile.cache_name)
+                if serialized:  # unreadable: start empty, the next sign-in rewrites it
+                    with contextlib.suppress(ValueError):
+                        cache.deserialize(serialized)
+            common: dict[str, Any] = {"oidc_authority": profile.authority, "token_cache": cache,
+                                      "http_client": VerifyingSession(trust_for(profile))}
+            try:
+                app: msal.ClientApplication = (
+                    msal.ConfidentialClientApplication(profile.client_id, client_credential=secret, **common)
+                    if secret else msal.PublicClientApplication(profile.client_id, **common))
+            except Exception as exc:
+                raise _errors.from_exception(exc, profile.authority) from None
+            for old in [k for k in self._apps if k[0] == profile.key]:
+                del self._apps[old]
+            found = self._apps[key] = _App(app, cache, threading.Lock())
+            return found
+
+    def _persist(self, profile: Profile, app: _App) -> None:
+        with app.lock:
+            if not app.cache.has_state_changed or profile.grant_type == GRANT_CLIENT_CREDENTIALS:
+                return
+            try:
+                self._store.save(profile.cache_name, app.cache.serialize())
+            except KubetrayError:  # keep the token in memory; retried on the next change
+                return
+            app.cache.has_state_changed = False

@@ -1,0 +1,83 @@
+"""The HTTP client for generic OpenID Connect providers: the trust int128/kubelogin's flags ask for.
+
+``--certificate-authority`` files and ``--certificate-authority-data`` are added to the usual trust
+(REQUESTS_CA_BUNDLE, else requests' bundle); ``--insecure-skip-tls-verify`` turns checking off. Each
+request carries ``verify=`` explicitly, because requests lets REQUESTS_CA_BUNDLE override a session's.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import tempfile
+import warnings
+from typing import Any
+
+import requests
+import urllib3
+
+from broker.core.errors import InvalidArguments
+from broker.core.model import Profile
+from broker.sources.http import BoundedSession
+
+
+class VerifyingSession(BoundedSession):
+    """BoundedSession whose every request verifies TLS against ``verify`` (a bundle path or False)."""
+
+    def __init__(self, verify: str | bool) -> None:
+        super().__init__()
+        self._verify = verify
+
+    def get(self, url: str, params: Any = None, headers: Any = None, **kwargs: Any) -> requests.Response:
+        kwargs["verify"] = self._verify
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)  # warned once, loudly
+            return super().get(url, params=params, headers=headers, **kwargs)
+
+    def post(
+        self, url: str, params: Any = None, data: Any = None, headers: Any = None, **kwargs: Any
+    ) -> requests.Response:
+        kwargs["verify"] = self._verify
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+            return super().post(url, params=params, data=data, headers=headers, **kwargs)
+
+
+def _pem_from_data(data: str) -> str:
+    try:
+        text = base64.b64decode(data, validate=True).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError):
+        raise InvalidArguments("--certificate-authority-data must be base64 of PEM certificates") from None
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise InvalidArguments("--certificate-authority-data must be base64 of PEM certificates")
+    return text
+
+
+def trust_for(profile: Profile) -> str | bool:
+    """``verify=`` for this profile: False, a bundle path, or True (the usual trust)."""
+    if profile.insecure_skip_tls_verify:
+        return False
+    extra: list[str] = []
+    for path in filter(None, profile.ca_file.split(os.pathsep)):
+        try:
+            with open(path, encoding="ascii") as f:
+                extra.append(f.read())
+        except (OSError, UnicodeDecodeError):
+            raise InvalidArguments(f"cannot read --certificate-authority {path}; check the path") from None
+    extra += [_pem_from_data(d) for d in profile.ca_data.split()]
+    if not extra:
+        return True
+    base = os.environ.get("REQUESTS_CA_BUNDLE") or requests.utils.DEFAULT_CA_BUNDLE_PATH
+    try:
+        with open(base, encoding="ascii", errors="replace") as f:
+            extra.insert(0, f.read())
+    except OSError:
+        pass  # only the named CAs, then
+    # Certificates are public; the bundle is written 0600 in a private directory all the same.
+    directory = tempfile.mkdtemp(prefix="kubetray-ca-")
+    path = os.path.join(directory, "bundle.pem")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write("\n".join(extra))
+    return path
