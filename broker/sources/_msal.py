@@ -104,10 +104,14 @@ class MsalSource:
         return self._interactive(app, profile, progress)
 
     def sign_out(self, profile: Profile) -> None:
+        """Forget every account of this authority + client id, and delete its keyring entry (every chunk):
+        an emptied cache would otherwise stay behind in the keyring."""
         app = self._app(profile)
         for account in app.app.get_accounts():
             app.app.remove_account(account)
-        self._persist(app)
+        with app.lock:
+            self._store.delete(app.cache_name)
+            app.cache.has_state_changed = False
 
     # -- flows -------------------------------------------------------------------------------------
     def _interactive(self, app: _App, profile: Profile, progress: Progress) -> Token:
