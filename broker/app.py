@@ -156,12 +156,14 @@ def run(*, detach: bool = False, foreground_log: bool = False, headless: bool = 
         while not daemon.stopping.wait(1.0):
             pass
     else:
+        from broker.kubeconfig.contexts import contexts_by_profile
         from broker.tray.launch import serve
         from broker.tray.presenter import TrayInfo
 
         info = daemon.info  # the tray's state, for `kubetray status`
         serve(daemon, TrayInfo(__version__, store.describe(), paths.socket, paths.log_dir),
-              report=lambda text: info.__setitem__("tray", text))  # returns when daemon.stopping is set
+              report=lambda text: info.__setitem__("tray", text),
+              contexts=contexts_by_profile)  # returns when daemon.stopping is set
     log.info("stopping")
     daemon.stop()
     return 0

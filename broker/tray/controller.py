@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Protocol
@@ -66,7 +66,10 @@ class TrayController:
         autostart: Autostart | None = None,
         open_logs: Callable[[str], None] = open_folder,
         tick: float = TICK_SECONDS,
+        contexts: Callable[[], Mapping[str, Sequence[str]]] | None = None,
     ) -> None:
+        self._contexts = contexts
+        self._contexts_seen: tuple[float, tuple[tuple[str, tuple[str, ...]], ...]] = (float("-inf"), ())
         self._service = service
         self._view = view
         self._info = info
@@ -153,12 +156,29 @@ class TrayController:
     def _current_info(self) -> TrayInfo:
         with self._lock:
             info = self._info
+        info = replace(info, contexts=self._current_contexts())
         if self._autostart is None:
             return info
         try:
             return replace(info, autostart=self._autostart.status().enabled)
         except OSError as exc:
             return replace(info, autostart=None, autostart_note=f"cannot read: {exc.strerror}")
+
+    def _current_contexts(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """Which kubeconfig contexts use each profile; the kubeconfig is re-read at most every 30 s."""
+        if self._contexts is None:
+            return ()
+        seen_at, value = self._contexts_seen
+        now = self._clock.now()
+        if now - seen_at >= 30:
+            try:
+                found = self._contexts()
+            except Exception:  # an unreadable kubeconfig must not break the tray
+                log.debug("could not read the kubeconfig contexts", exc_info=True)
+                found = {}
+            value = tuple(sorted((key, tuple(names)) for key, names in found.items()))
+            self._contexts_seen = (now, value)
+        return value
 
     def _notify(self, notice: presenter.Notice) -> None:
         log.info("notification: %s for %s", notice.kind, notice.key)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
@@ -38,7 +38,8 @@ class Serving(Protocol):
 
 
 def serve(daemon: Serving, info: TrayInfo, *, report: Report | None = None,
-          autostart: Autostart | None = None) -> None:
+          autostart: Autostart | None = None,
+          contexts: Callable[[], Mapping[str, Sequence[str]]] | None = None) -> None:
     """Run the tray on this (the main) thread until the daemon stops; headless when there is no tray.
 
     ``report`` receives one line about the tray's state whenever it changes (for `kubetray status`).
@@ -53,6 +54,7 @@ def serve(daemon: Serving, info: TrayInfo, *, report: Report | None = None,
     controller = TrayController(
         daemon.service, _NoView(), info, clock=daemon.service.clock,
         sign_out=daemon.service.source.sign_out, stop=daemon.stopping.set, autostart=autostart,
+        contexts=contexts,
     )
     try:
         view = TrayView.create(controller)

@@ -72,6 +72,8 @@ class TrayInfo:
     autostart: bool | None = None
     autostart_note: str = ""
     tray_note: str = ""
+    # profile key → the kubeconfig contexts that use it (pairs, so the model stays hashable and comparable)
+    contexts: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -168,13 +170,15 @@ def _ordered(views: Iterable[ProfileView]) -> list[ProfileView]:
     return sorted(views, key=lambda v: (who(v).lower(), v.key))
 
 
-def profile_item(view: ProfileView, now: float) -> Item:
+def profile_item(view: ProfileView, now: float, contexts: Sequence[str] = ()) -> Item:
     details = [
         Item(f"Account: {view.account or 'not signed in'}", enabled=False),
         Item(f"Tenant: {view.tenant_id}" if view.tenant_id else f"Authority: {view.authority}", enabled=False),
         Item(f"Server app: {view.server_id}", enabled=False),
-        Item(status_text(view, now).capitalize(), enabled=False),
     ]
+    if contexts:
+        details.append(Item(_short(f"Contexts: {', '.join(contexts)}", 90), enabled=False))
+    details.append(Item(status_text(view, now).capitalize(), enabled=False))
     if view.last_error and view.state in (STATE_ERROR, STATE_SIGN_IN_REQUIRED):
         details.append(Item(f"Problem: {_short(view.last_error, 90)}", enabled=False))
     can_refresh = view.state in (STATE_OK, STATE_ERROR)
@@ -197,8 +201,9 @@ def about_item(info: TrayInfo) -> Item:
 def build(views: Sequence[ProfileView], info: TrayInfo, now: float) -> TrayModel:
     """The whole tray for this state: icon, tooltip and menu."""
     ordered = _ordered(views)
+    contexts = dict(info.contexts)
     if ordered:
-        profiles = tuple(profile_item(v, now) for v in ordered)
+        profiles = tuple(profile_item(v, now, contexts.get(v.key, ())) for v in ordered)
     else:
         profiles = (Item("No profiles yet: run kubectl once", enabled=False),)
     autostart_label = "Start at login" if info.autostart is not None else (

@@ -245,3 +245,18 @@ def test_a_deadline_that_cannot_be_extended_warns_once_per_token() -> None:
 @pytest.mark.parametrize(("state", "left"), [("ok", 5 * 60), ("error", 11 * 60), ("error", -1)])
 def test_no_deadline_warning_when_it_can_be_extended_or_is_far_or_past(state: str, left: float) -> None:
     assert presenter.deadline_notices([view(state=state, expires_in=left)], NOW, frozenset())[0] == []
+
+
+def test_each_profile_lists_the_kubeconfig_contexts_that_use_it() -> None:
+    from broker.core.state import ProfileView
+    from broker.tray.presenter import TrayInfo, build
+
+    view = ProfileView(key="k1", login="interactive", authority="https://login.example.test/t", tenant_id="t",
+                       client_id="c", server_id="s", account="a@example.test", state="ok",
+                       expires_on=1_000_000.0 + 3600, last_refresh=1_000_000.0, last_error="")
+    info = TrayInfo("1", "kr", "/s", "/l", contexts=(("k1", ("prod", "staging")),))
+    (profile, *_rest) = build([view], info, 1_000_000.0).menu
+    labels = [item.label for item in profile.submenu]
+    assert "Contexts: prod, staging" in labels
+    bare = build([view], TrayInfo("1", "kr", "/s", "/l"), 1_000_000.0).menu[0]
+    assert not any(label.startswith("Contexts:") for label in (i.label for i in bare.submenu))
