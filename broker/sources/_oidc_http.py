@@ -3,6 +3,12 @@
 ``--certificate-authority`` files and ``--certificate-authority-data`` are added to the usual trust
 (REQUESTS_CA_BUNDLE, else requests' bundle); ``--insecure-skip-tls-verify`` turns checking off. Each
 request carries ``verify=`` explicitly, because requests lets REQUESTS_CA_BUNDLE override a session's.
+
+MSAL's username/password flow first asks ``https://<host>/common/userrealm/<user>`` (Entra's
+federation lookup) on port 443 of the issuer's host, whatever port the issuer uses. A generic
+provider has no such endpoint: the call would send the username to a port nobody configured and
+fail the sign-in when nothing listens there. The session answers it with the 404 that means
+"not federated" without touching the network.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import os
 import tempfile
 import warnings
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
@@ -30,6 +37,8 @@ class VerifyingSession(BoundedSession):
         self._verify = verify
 
     def get(self, url: str, params: Any = None, headers: Any = None, **kwargs: Any) -> requests.Response:
+        if _is_user_realm_lookup(url):
+            return _not_found(url)
         kwargs["verify"] = self._verify
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)  # warned once, loudly
@@ -42,6 +51,18 @@ class VerifyingSession(BoundedSession):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
             return super().post(url, params=params, data=data, headers=headers, **kwargs)
+
+
+def _is_user_realm_lookup(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme == "https" and parts.port is None and parts.path.startswith("/common/userrealm/")
+
+
+def _not_found(url: str) -> requests.Response:
+    response = requests.Response()
+    response.status_code, response.url, response.reason = 404, url, "Not Found"
+    response._content = b"{}"  # noqa: SLF001 - requests has no public constructor for a canned reply
+    return response
 
 
 def _pem_from_data(data: str) -> str:
