@@ -79,6 +79,27 @@ def test_the_fast_launcher_from_shim_path_works_as_the_kubeconfig_command(rig: R
     assert rig.authority.counts["sign_ins"] == 1
 
 
+def _versioned_kubectls() -> list[str]:
+    """kubectl.1.27 … kubectl.1.33, where the kubectl package ships them beside its dispatcher."""
+    import shutil
+    from pathlib import Path
+
+    found = shutil.which("kubectl")
+    return sorted(str(p) for p in Path(found).resolve().parent.glob("kubectl.1.*")) if found else []
+
+
+@pytest.mark.parametrize("api_version", ["v1", "v1beta1"])
+def test_every_shipped_kubectl_version_gets_its_credential(rig: Rig, api_version: str) -> None:
+    binaries = _versioned_kubectls()
+    if not binaries:
+        pytest.skip("no versioned kubectl binaries beside kubectl on this machine")
+    rig.write_kubeconfig(api_version=api_version)
+    for binary in binaries:
+        proc = rig.run(binary, "get", "pods")
+        assert proc.returncode == 0, (binary, proc.stderr.decode())
+    assert rig.authority.counts["sign_ins"] == 1
+
+
 @pytest.mark.slow
 def test_fifty_parallel_kubectl_calls_on_a_cold_start_make_one_daemon_and_one_sign_in(rig: Rig) -> None:
     with ThreadPoolExecutor(max_workers=50) as pool:
