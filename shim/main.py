@@ -1,16 +1,17 @@
 """kubetray-shim: the exec credential plugin kubectl runs on every call.
 
 It forwards its arguments and KUBERNETES_EXEC_INFO to the daemon and prints the ExecCredential the
-daemon answers. The fast path imports only ``_socket`` and ``os`` (plus the tiny shim.wire), because
-Python start-up is most of its cost: ``socket`` and ``json`` would each almost double it. Anything
-rare (starting the daemon, printing progress or errors) imports what it needs when it happens.
+daemon answers. The fast path imports only the builtin ``_socket`` and the tiny shim.wire, because
+Python start-up is most of its cost: ``socket`` and ``json`` would each almost double it, and even
+``os`` costs a tenth of it (shim.wire uses the builtin ``posix`` that ``os`` wraps). Anything rare
+(starting the daemon, printing progress or errors) imports what it needs when it happens.
 """
 
 import _socket
-import os
 import sys
 
 from shim import wire
+from shim.wire import builtin_os as os  # posix (or nt): what os wraps, without its import cost
 
 _ESCAPES = {i: f"\\u{i:04x}" for i in range(0x20)}
 _ESCAPES[ord('"')] = '\\"'
@@ -52,7 +53,7 @@ def encode_request(argv: "list[str]", environ: "dict[str, str]") -> bytes:
 
 def connect(path: str) -> "_socket.socket":
     """Connect to the daemon's socket, refusing one that another user owns."""
-    if os.name == "nt":  # a per-user named pipe; the server's SID is checked before anything is sent
+    if sys.platform == "win32":  # a per-user named pipe; the server's SID is checked before anything is sent
         from shim import winpipe
 
         return winpipe.connect(path)  # type: ignore[return-value]  # PipeConnection quacks like a socket
@@ -121,7 +122,7 @@ def run(argv: "list[str]") -> int:
         from shim import usage
 
         return usage.show(argv)
-    request = encode_request(argv, dict(os.environ))
+    request = encode_request(argv, wire.environ())
     path = wire.socket_path()
     try:
         sock = connect(path)

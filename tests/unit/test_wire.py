@@ -62,3 +62,33 @@ def test_runtime_dir_falls_back_when_the_xdg_base_is_missing(monkeypatch: pytest
     monkeypatch.delenv("KUBETRAY_RUNTIME_DIR", raising=False)
     monkeypatch.setenv("XDG_RUNTIME_DIR", "/nonexistent-kubetray-test")
     assert wire.runtime_dir() == f"/tmp/kubetray-{os.getuid()}"
+
+
+def test_the_shim_fast_path_imports_neither_os_nor_json_nor_socket() -> None:
+    """Each of these costs the shim a noticeable part of its start-up (see shim/wire.py)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[2])
+    probe = (
+        f"import sys; sys.path.insert(0, {root!r}); import shim.main; from shim import wire;"
+        "wire.socket_path(); wire.environ();"
+        "print(sorted(set(sys.modules) & {'os', 'json', 'socket', 'enum', 'collections.abc', 'broker'}))"
+    )
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, check=True,
+                         env={"XDG_RUNTIME_DIR": "/nonexistent", "HOME": "/h"})
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_without_os_loaded_the_environment_is_read_from_the_builtin_module() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[2])
+    probe = (f"import sys; sys.path.insert(0, {root!r}); from shim import wire;"
+             "print(wire.getenv('KUBETRAY_SOCKET'), wire.environ()['ODD'] == 'caf\\u00e9', wire.getenv('NONE', 'd'))")
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, check=True,
+                         env={"KUBETRAY_SOCKET": "/s/k.sock", "ODD": "café"})
+    assert out.stdout.split() == ["/s/k.sock", "True", "d"]
