@@ -156,6 +156,8 @@ def _run(root: Path, env: dict[str, str], runs: int) -> dict[str, object]:
             raise RuntimeError(first.stderr.decode())
         fast = ensure_launcher(str(root / "kubetray-shim"))
         python = sys.executable
+        with open(fast) as f:  # the interpreter the launcher runs on: "the same interpreter" of the target
+            shim_python = f.readline()[2:].split()[0]
         exec_info = json.dumps({"kind": "ExecCredential", "apiVersion": "client.authentication.k8s.io/v1",
                                 "spec": {"interactive": False}})
         shim_env = {**rig.env, "KUBERNETES_EXEC_INFO": exec_info}
@@ -181,7 +183,7 @@ def _run(root: Path, env: dict[str, str], runs: int) -> dict[str, object]:
                     profile.scopes[0], "cache"]
         kubectl = shutil.which("kubectl", path=rig.env["PATH"]) or "kubectl"
         shim_times = side_by_side({
-            "bare_python": ([python, "-I", "-S", "-c", "pass"], shim_env),
+            "bare_python": ([shim_python, "-I", "-S", "-c", "pass"], shim_env),
             "shim_fast": ([fast, *shim_args], shim_env),
             "shim_console_script": ([str(Path(python).parent / "kubetray-shim"), *shim_args], shim_env),
             "baseline_plugin": ([*baseline], shim_env),

@@ -22,8 +22,11 @@ from shim import wire
 
 _TEMPLATE = """#!{python} -IS
 # kubetray-shim fast launcher, written by `kubetray shim-path`; rewritten when kubetray moves.
+# It runs on the base interpreter (a venv's starts slower); the daemon runs on the venv's.
 import sys
 sys.path.insert(0, {root!r})
+import shim
+shim.DAEMON_PYTHON = {daemon_python!r}
 from shim.main import main
 main()
 """
@@ -34,8 +37,12 @@ def launcher_path() -> str:
 
 
 def render(python: str | None = None) -> str:
+    """The launcher's text. The shim needs only the standard library, so it can run on the interpreter
+    the venv was made from, which starts faster than the venv's own (no pyvenv.cfg search)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(shim.__file__)))
-    return _TEMPLATE.format(python=python or sys.executable, root=root)
+    base = getattr(sys, "_base_executable", "") or sys.executable
+    interpreter = python or (base if os.path.exists(base) else sys.executable)
+    return _TEMPLATE.format(python=interpreter, root=root, daemon_python=sys.executable)
 
 
 def compile_shim() -> None:

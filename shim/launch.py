@@ -26,7 +26,9 @@ def daemon_command() -> "list[str]":
         import shlex
 
         return shlex.split(override)
-    return [sys.executable, "-m", "broker", "run", "--detach"]
+    import shim
+
+    return [shim.DAEMON_PYTHON or sys.executable, "-m", "broker", "run", "--detach"]
 
 
 def start_daemon_and_connect(path: str, timeout: float = START_TIMEOUT) -> "_socket.socket":
