@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVER = ROOT / "tests" / "oidc" / "server.mjs"
 CLIENT_SECRET = "kubetray-oidc-client-secret-4c5d6e"  # noqa: S105 - a test credential
 PASSWORD = "kubetray-oidc-password-7f8e9d"  # noqa: S105
-_START_TIMEOUT = 30.0
+_START_TIMEOUT = 60.0
 
 
 class OidcProvider:
@@ -61,8 +61,12 @@ class OidcProvider:
         reader.start()
         reader.join(_START_TIMEOUT)
         if not first or not first[0].strip():
+            alive = self._proc.poll() is None
             self.stop()
-            raise RuntimeError(f"the test OpenID Provider did not start; see {self.workdir / 'provider.stderr'}")
+            raise RuntimeError(
+                f"the test OpenID Provider did not start within {_START_TIMEOUT:.0f} s "
+                f"({'still starting' if alive else 'it exited'}); see {self.workdir / 'provider.stderr'}"
+            )
         doc = json.loads(first[0])
         self.issuer, self.jwks_url = doc["issuer"], doc["jwks_uri"]
         self.native_client_id, self.confidential_client_id = doc["native_client_id"], doc["confidential_client_id"]
