@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from broker.core import oidc_args
 from broker.core.errors import InvalidArguments
+from broker.core.goflags import normalise_bools
 from broker.core.model import (
     LOGIN_AZURECLI,
     LOGIN_DEVICECODE,
@@ -96,21 +97,6 @@ def parse_duration(text: str) -> float:
     if not text or pos != len(text):
         raise InvalidArguments(f"--timeout {text!r} is not a duration; use a value such as 60s or 5m")
     return total
-
-
-def _normalise_bools(argv: Sequence[str]) -> list[str]:
-    """Go flags allow ``--flag=true``/``--flag=false``; argparse does not."""
-    out: list[str] = []
-    for arg in argv:
-        name, eq, value = arg.partition("=")
-        if eq and name in _BOOL_FLAGS:
-            if value.lower() in ("true", "1"):
-                out.append(name)
-            elif value.lower() not in ("false", "0"):
-                raise InvalidArguments(f"{name} takes true or false, not {value!r}")
-        else:
-            out.append(arg)
-    return out
 
 
 def authority_for(environment: str, authority_host: str, tenant_id: str) -> str:
@@ -199,7 +185,7 @@ def parse_exec(argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: s
         args_in = args_in[1:]
     elif args_in and not args_in[0].startswith("-"):
         raise InvalidArguments(f"unknown command {args_in[0]!r}; kubeconfigs call `kubetray-shim get-token …`")
-    ns, unknown = _parser().parse_known_args(_normalise_bools(args_in))
+    ns, unknown = _parser().parse_known_args(normalise_bools(args_in, _BOOL_FLAGS))
     if unknown:
         raise InvalidArguments(f"unknown argument {unknown[0]!r}; see `kubetray-shim --help`")
     if not ns.disable_environment_override:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from broker.core.errors import InvalidArguments
+from broker.core.goflags import normalise_bools
 from broker.core.model import (
     GRANT_AUTHCODE,
     GRANT_CLIENT_CREDENTIALS,
@@ -80,18 +81,8 @@ def is_oidc(argv: Sequence[str]) -> bool:
 
 
 def _normalise(argv: Sequence[str]) -> list[str]:
-    """Go's ``--flag=true``, and pflag's comma-separated slices for the repeatable flags."""
-    out: list[str] = []
-    for arg in argv:
-        name, eq, value = arg.partition("=")
-        if eq and name in _BOOL_FLAGS:
-            if value.lower() in ("true", "1"):
-                out.append(name)
-            elif value.lower() not in ("false", "0"):
-                raise InvalidArguments(f"{name} takes true or false, not {value!r}")
-        else:
-            out.append(arg)
-    return out
+    """Go's ``--flag=true`` / ``--flag=false`` for int128/kubelogin's boolean flags."""
+    return normalise_bools(argv, _BOOL_FLAGS)
 
 
 def _split(values: list[str]) -> list[str]:
