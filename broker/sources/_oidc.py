@@ -117,9 +117,12 @@ class OidcSource:
         try:
             if isinstance(app.app, msal.PublicClientApplication):
                 # prompt=consent: OIDC providers issue a refresh token for offline_access only with it.
+                # With no scopes of its own MSAL asks for "openid" alone (it adds offline_access and
+                # profile only to a non-empty list), and then no refresh token comes back: ask for them.
                 result = app.app.acquire_token_interactive(
                     list(profile.scopes), prompt="consent", timeout=max(1, int(profile.timeout)),
-                    port=profile.redirect_port)
+                    port=profile.redirect_port,
+                    extra_scopes_to_consent=None if profile.scopes else ["offline_access", "profile"])
             else:  # a confidential client: same loopback flow, driven by hand with the client secret
                 with AuthCodeReceiver(port=profile.redirect_port) as receiver:
                     flow = app.app.initiate_auth_code_flow(

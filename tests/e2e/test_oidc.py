@@ -169,9 +169,6 @@ def test_device_code_is_completed_in_a_browser_elsewhere(orig: ORig) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skip(reason="open: oidc-provider 9.13.3 answers MSAL's authcode request (prompt=consent, "
-                  "offline_access) without a refresh_token, so after expiry kubetray signs in again; "
-                  "see the report of issue 4")
 def test_after_the_tokens_expire_the_refresh_token_is_used_not_a_new_sign_in(orig_short: ORig) -> None:
     orig_short.kubeconfig()
     orig_short.ok()
