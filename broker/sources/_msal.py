@@ -53,6 +53,23 @@ class _App:
     lock: threading.Lock
 
 
+def poll_device_flow(
+    app: msal.ClientApplication, flow: dict[str, Any], profile: Profile, clock: Clock, stopping: threading.Event
+) -> dict[str, Any]:
+    """Poll until the person enters the code, the code expires or the daemon stops (shared by the Entra
+    and OIDC sources); errors come back translated."""
+    expires_at = float(flow.get("expires_at") or 0)
+    try:
+        result: dict[str, Any] = app.acquire_token_by_device_flow(
+            flow, exit_condition=lambda _flow: stopping.is_set() or clock.now() > expires_at
+        )
+    except Exception as exc:
+        raise _errors.from_exception(exc, profile.authority) from None
+    if result.get("error") == "authorization_pending":
+        raise LoginFailed(f"the device code expired before it was used; {_errors.SIGN_IN_HINT}")
+    return result
+
+
 class MsalSource:
     """TokenSource for Entra ID ``interactive`` and ``devicecode`` profiles."""
 
@@ -157,18 +174,11 @@ class MsalSource:
             f"and enter the code {flow['user_code']} to authenticate."
         )
         progress(f"kubetray: {message}")
-        expires_at = float(flow.get("expires_at") or 0)
         started = self._clock.now()
         try:
-            result = app.app.acquire_token_by_device_flow(
-                flow, exit_condition=lambda f: self._stopping.is_set() or self._clock.now() > expires_at
-            )
-        except Exception as exc:
-            raise _errors.from_exception(exc, profile.authority) from None
+            result = poll_device_flow(app.app, flow, profile, self._clock, self._stopping)
         finally:
             self._persist(app)
-        if result.get("error") == "authorization_pending":
-            raise LoginFailed(f"the device code expired before it was used; {_errors.SIGN_IN_HINT}")
         return self._token(result, started, None, during_sign_in=True)
 
     # -- plumbing ----------------------------------------------------------------------------------

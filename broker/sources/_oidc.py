@@ -32,6 +32,7 @@ from broker.core.model import (
 )
 from broker.core.ports import Clock, Progress, SecretStore
 from broker.sources import _errors
+from broker.sources._msal import poll_device_flow
 from broker.sources._oidc_http import VerifyingSession, trust_for
 
 _ID_TOKEN_MARGIN = 300.0  # like MSAL's access tokens: less than 5 minutes left counts as expired
@@ -155,17 +156,11 @@ class OidcSource:
         # Entra's "message" does not exist elsewhere: build the prompt from the RFC 8628 fields.
         uri = flow.get("verification_uri_complete") or flow.get("verification_uri")
         progress(f"kubetray: to sign in, open {uri} and enter the code {flow['user_code']}")
-        expires_at = float(flow.get("expires_at") or 0)
         started = self._clock.now()
         try:
-            result = app.app.acquire_token_by_device_flow(
-                flow, exit_condition=lambda f: self._stopping.is_set() or self._clock.now() > expires_at)
-        except Exception as exc:
-            raise _errors.from_exception(exc, profile.authority) from None
+            result = poll_device_flow(app.app, flow, profile, self._clock, self._stopping)
         finally:
             self._persist(profile, app)
-        if result.get("error") == "authorization_pending":
-            raise LoginFailed(f"the device code expired before it was used; {_errors.SIGN_IN_HINT}")
         return self._token(app, profile, result, started, None, during_sign_in=True)
 
     def _password(self, app: _App, profile: Profile) -> Token:
