@@ -142,7 +142,7 @@ def main() -> int:
 
 
 def _run(root: Path, env: dict[str, str], runs: int) -> dict[str, object]:
-    from broker.launcher import ensure_launcher
+    from broker.process.launcher import ensure_launcher
     from broker.store.keyring_store import KeyringSecretStore, default_backend
 
     ca = TestCA.create(root / "ca")
@@ -174,7 +174,7 @@ def _run(root: Path, env: dict[str, str], runs: int) -> dict[str, object]:
         # the baseline plugin gets a copy of the MSAL cache the daemon keeps
         import keyring as _keyring
 
-        from broker.core.kubelogin_args import parse_get_token
+        from broker.execplugin.kubelogin_args import parse_get_token
 
         profile = parse_get_token(shim_args)
         cache = KeyringSecretStore(default_backend()).load(profile.cache_name)

@@ -25,7 +25,7 @@ from broker.core.service import TokenService
 from broker.ipc import instance, unix
 from broker.ipc.handler import Handler
 from broker.ipc.server import IpcServer, Limits
-from broker.paths import Paths
+from broker.process.paths import Paths
 from broker.store.profile_registry import JsonProfileRegistry
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def run(*, detach: bool = False, foreground_log: bool = False, headless: bool = 
 
     With a display (and not ``headless``) the tray owns the main thread while serving.
     """
-    from broker import hardening, logsetup
+    from broker.process import hardening, logsetup
     from broker.store import keyring_store
 
     paths = Paths.default()

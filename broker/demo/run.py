@@ -15,10 +15,10 @@ import sys
 import tempfile
 import time
 
-from broker.core.kubelogin_args import parse_get_token
 from broker.demo.apiserver import DemoApiServer
 from broker.demo.authority import TENANT, DemoAuthority
 from broker.demo.pki import DemoPki
+from broker.execplugin.kubelogin_args import parse_get_token
 from broker.ipc import instance
 
 SERVER_ID = "6dae42f8-4368-4678-94ff-3960e28e3630"  # AKS's server application id
@@ -53,7 +53,7 @@ def run_demo(*, auto_approve: bool = False) -> int:
     if kubectl is None:
         print("kubetray: the demo runs kubectl, which is not on PATH; install kubectl and try again", file=sys.stderr)
         return 2
-    from broker.launcher import ensure_launcher
+    from broker.process.launcher import ensure_launcher
 
     root = tempfile.mkdtemp(prefix="kubetray-demo-")
     pki = DemoPki.create(root)

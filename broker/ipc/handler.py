@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from broker.core.errors import BadRequest, KubetrayError, UnsupportedVersion
-from broker.core.execcred import exec_credential, parse_exec_info
-from broker.core.kubelogin_args import parse_exec
 from broker.core.model import Parsed, Profile, SecretBag, Token
 from broker.core.service import TokenService
+from broker.execplugin.execcred import exec_credential, parse_exec_info
+from broker.execplugin.kubelogin_args import parse_exec
 from broker.ipc import framing
 from shim import wire
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from broker.core.errors import KubetrayError
-from broker.core.kubelogin_args import parse_get_token
+from broker.execplugin.kubelogin_args import parse_get_token
 from broker.kubeconfig.files import KubeconfigError, Merged, load_all
 
 

@@ -1,6 +1,6 @@
 """MSAL's result dicts and exceptions, translated into the broker's error tree (the only place).
 
-The sentences come from :mod:`broker.catalogue`, so the shim's stderr, the tray and ``kubetray
+The sentences come from :mod:`broker.sources.catalogue`, so the shim's stderr, the tray and ``kubetray
 doctor`` explain an identity-provider error in the same words.
 """
 
@@ -11,8 +11,8 @@ from typing import Any
 
 import requests
 
-from broker import catalogue
 from broker.core.errors import AuthError, KubetrayError, LoginFailed, LoginRequired, ProviderUnreachable
+from broker.sources import catalogue
 
 # Errors that mean "a person has to sign in again" (OAuth 2.0 and Entra's own).
 _SIGN_IN_AGAIN = {"invalid_grant", "interaction_required", "login_required", "consent_required"}

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from broker.core.kubelogin_args import parse_get_token
+from broker.execplugin.kubelogin_args import parse_get_token
 from broker.store.keyring_store import KeyringSecretStore, default_backend
 from tests.support.rig import Rig
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from PIL import ImageChops
 
-from broker.core.kubelogin_args import parse_get_token
+from broker.execplugin.kubelogin_args import parse_get_token
 from broker.core.state import ProfileState
 from broker.store.profile_registry import JsonProfileRegistry
 from tests.support.rig import Rig

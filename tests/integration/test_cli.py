@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from broker.cli import _COMMANDS, parser
-from broker.completion import script
+from broker.cli.main import _COMMANDS, parser
+from broker.cli.completion import script
 from tests.support.rig import Rig
 
 
@@ -80,7 +80,7 @@ def test_status_login_refresh_logout_and_whoami_with_contexts(rig: Rig) -> None:
     assert rig.status()["profiles"][0]["state"] == "sign_in_required"
     failed = rig.kubectl("get", "pods")
     assert failed.returncode != 0 and b"kubetray login" in failed.stderr  # nothing left in memory or keyring
-    from broker.core.kubelogin_args import parse_get_token
+    from broker.execplugin.kubelogin_args import parse_get_token
     from broker.store.keyring_store import KeyringSecretStore, default_backend
 
     cache_name = parse_get_token(rig.get_token_args("devicecode")).cache_name

@@ -157,7 +157,7 @@ r, w = os.pipe()
 child = os.fork()
 if child == 0:
     if harden:
-        from broker.hardening import harden_process
+        from broker.process.hardening import harden_process
         harden_process()
     os.write(w, b"x")
     time.sleep(30)

@@ -1,7 +1,7 @@
 """``kubetray run`` with a window onto its menus, for tray tests.
 
 ``python -m tests.support.tray_probe DUMP [kubetray run arguments…]`` runs the real ``kubetray run``
-(broker.cli.main) in this process, after adding one thing: on SIGUSR1 the GTK main loop writes every
+(broker.cli.main.main) in this process, after adding one thing: on SIGUSR1 the GTK main loop writes every
 menu that is open on screen to DUMP as JSON (labels, sensitivity, check state and screen rectangles of
 its items), so a test can find an item by its label and click it where it is, and can read back what a
 person would read. Only open menus are listed: the dump shows what is visible, not pystray's model.
@@ -58,7 +58,7 @@ def main() -> None:
     path = sys.argv[1]
     # A GLib signal source runs in the main loop pystray drives, the one thread allowed to touch GTK.
     GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGUSR1, _dump, path)
-    from broker.cli import main as kubetray
+    from broker.cli.main import main as kubetray
 
     kubetray(["run", *sys.argv[2:]])
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from broker import catalogue
+from broker.sources import catalogue
 from broker.core.errors import AuthError, LoginFailed, LoginRequired
 from broker.sources import _errors
 

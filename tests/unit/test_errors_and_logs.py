@@ -7,7 +7,7 @@ import logging
 import requests
 
 from broker.core.errors import AuthError, LoginFailed, LoginRequired, ProviderUnreachable
-from broker.logsetup import RedactingFormatter, redact
+from broker.process.logsetup import RedactingFormatter, redact
 from broker.sources import _errors
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJ4In0.c2lnbmF0dXJlLWJ5dGVz"

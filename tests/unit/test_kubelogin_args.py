@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from broker.core.errors import InvalidArguments
-from broker.core.kubelogin_args import ENVIRONMENT_NAMES, authority_for, parse_duration, parse_get_token
+from broker.execplugin.kubelogin_args import ENVIRONMENT_NAMES, authority_for, parse_duration, parse_get_token
 
 AKS_SERVER = "6dae42f8-4368-4678-94ff-3960e28e3630"
 AKS_CLIENT = "80faf920-1908-4b52-b5ef-a8e7bedfc67a"

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import pytest
 
 from broker.core.errors import AuthError, InvalidArguments
-from broker.core.kubelogin_args import parse_exec
+from broker.execplugin.kubelogin_args import parse_exec
 from broker.core.model import LOGIN_OIDC, Profile, SecretBag, Secrets
 from broker.core.state import ProfileState
 from broker.sources._azurecli import AzureCliSource

@@ -9,7 +9,7 @@ import platformdirs
 import pytest
 
 from broker.core.errors import BadRequest
-from broker.core.execcred import API_V1, API_V1BETA1, exec_credential, parse_exec_info
+from broker.execplugin.execcred import API_V1, API_V1BETA1, exec_credential, parse_exec_info
 from broker.ipc import framing
 from shim import main as shim_main
 from shim import wire

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from broker.core.errors import InvalidArguments
-from broker.core.goflags import normalise_bools
 from broker.core.model import (
     GRANT_AUTHCODE,
     GRANT_CLIENT_CREDENTIALS,
@@ -23,6 +22,7 @@ from broker.core.model import (
     Profile,
     Secrets,
 )
+from broker.execplugin.goflags import normalise_bools
 
 GRANT_TYPES = (GRANT_AUTHCODE, GRANT_DEVICE_CODE, GRANT_PASSWORD, GRANT_CLIENT_CREDENTIALS)
 _BOOL_FLAGS = ("--oidc-use-access-token", "--insecure-skip-tls-verify", "--skip-open-browser", "--force-refresh")

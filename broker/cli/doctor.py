@@ -18,13 +18,13 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from broker.cli_manage import CliError, context_entry, exec_token
+from broker.cli.manage import CliError, context_entry, exec_token
 from broker.core.errors import KubetrayError
-from broker.core.kubelogin_args import parse_get_token
 from broker.core.model import Profile
+from broker.execplugin.kubelogin_args import parse_get_token
 from broker.ipc import instance
 from broker.kubeconfig.contexts import ExecEntry
-from broker.paths import Paths
+from broker.process.paths import Paths
 
 OK, FAIL, SKIP = "ok", "fail", "skip"
 

@@ -2,7 +2,7 @@
 
 The kubeconfig is the configuration: the same flags, the same environment variables, the same
 meaning as ``kubelogin get-token``, so a kubeconfig switches to kubetray by changing only ``command:``.
-int128/kubelogin's OpenID Connect arguments are parsed by :mod:`broker.core.oidc_args`.
+int128/kubelogin's OpenID Connect arguments are parsed by :mod:`broker.execplugin.oidc_args`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
-from broker.core import oidc_args
 from broker.core.errors import InvalidArguments
-from broker.core.goflags import normalise_bools
 from broker.core.model import (
     LOGIN_AZURECLI,
     LOGIN_DEVICECODE,
@@ -27,7 +25,9 @@ from broker.core.model import (
     Profile,
     Secrets,
 )
-from broker.core.oidc_args import absolute_path
+from broker.execplugin import oidc_args
+from broker.execplugin.goflags import normalise_bools
+from broker.execplugin.oidc_args import absolute_path
 
 # kubelogin's --environment values and their sign-in hosts (Azure's sovereign clouds).
 ENVIRONMENTS: Mapping[str, str] = {

@@ -85,7 +85,7 @@ def _convert(args: argparse.Namespace) -> int:
 
 def _launcher(dry_run: bool) -> str:
     """The fast launcher's absolute path (a dry run reports it without writing it)."""
-    from broker.launcher import ensure_launcher, launcher_path
+    from broker.process.launcher import ensure_launcher, launcher_path
 
     return launcher_path() if dry_run else ensure_launcher()
 

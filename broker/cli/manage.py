@@ -9,11 +9,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from broker.core.execcred import API_V1
+from broker.execplugin.execcred import API_V1
 from broker.ipc import instance
 from broker.kubeconfig import contexts as kcontexts
 from broker.kubeconfig.files import KubeconfigError
-from broker.paths import Paths
+from broker.process.paths import Paths
 
 
 class CliError(Exception):

@@ -6,7 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from broker import __version__, cli_autostart, cli_convert
+from broker import __version__
+from broker.cli import autostart as cli_autostart
+from broker.cli import convert as cli_convert
 
 EPILOG = """examples:
   kubetray demo                      try the whole flow locally, with nothing to set up
@@ -127,12 +129,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "convert-kubeconfig":
         return cli_convert.run(args)
     if args.command == "shim-path":
-        from broker.launcher import ensure_launcher
+        from broker.process.launcher import ensure_launcher
 
         print(ensure_launcher())
         return 0
     if args.command == "completion":
-        from broker.completion import script
+        from broker.cli.completion import script
 
         sys.stdout.write(script(args.shell, parser()))
         return 0
@@ -140,8 +142,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         from broker.demo.run import run_demo
 
         return run_demo(auto_approve=args.auto_approve)
-    from broker import cli_manage
-    from broker.paths import Paths
+    from broker.cli import manage as cli_manage
+    from broker.process.paths import Paths
 
     paths = Paths.default()
     try:
@@ -150,7 +152,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "whoami":
             return cli_manage.whoami(args, paths)
         if args.command == "doctor":
-            from broker.doctor import run_doctor
+            from broker.cli.doctor import run_doctor
 
             return run_doctor(args, paths)
         return cli_manage.signed(args, paths)

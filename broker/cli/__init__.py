@@ -1,0 +1,1 @@
+"""The `kubetray` command line: parser, one module per command group, doctor, completion."""

@@ -1,0 +1,1 @@
+"""The daemon as an OS process: paths, logging, hardening, the shim launcher."""
