@@ -1,30 +1,32 @@
 """Wiring: the one place where real adapters are constructed.
 
-``build_daemon`` assembles a Daemon from parts (tests pass a fake clock or store); ``run`` is what
-``kubetray run`` does: single-instance checks, the keyring check, then serve until told to stop.
+``build_daemon`` assembles a Daemon from parts (tests pass a fake clock or store); ``open_keyring_store``
+opens the OS keyring the daemon keeps its tokens in. ``kubetray run`` itself (single instance, signals,
+what loads before the endpoint answers) is broker/process/daemon.py.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
-import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from broker import __version__
 from broker.core.clock import SystemClock
+from broker.core.deferred import DeferredSource
 from broker.core.errors import KubetrayError
 from broker.core.model import Profile, SecretBag
 from broker.core.policy import Policy
 from broker.core.ports import Clock, SecretStore, TokenSource
 from broker.core.scheduler import RefreshScheduler
 from broker.core.service import TokenService
-from broker.ipc import instance, unix
+from broker.ipc import instance
+from broker.ipc import transport as transports
 from broker.ipc.handler import Handler
-from broker.ipc.server import IpcServer, Limits
+from broker.ipc.server import Limits
 from broker.process.paths import Paths
 from broker.store.profile_registry import JsonProfileRegistry
 
@@ -38,53 +40,85 @@ class Daemon:
     paths: Paths
     service: TokenService
     scheduler: RefreshScheduler
-    server: IpcServer
+    server: transports.Server
     executor: ThreadPoolExecutor
     stopping: threading.Event
     lock: instance.InstanceLock | None = None
     info: dict[str, object] = field(default_factory=dict)  # shown by `kubetray status`
-    _socket_ino: int = field(default=0, init=False)
+    loading: DeferredSource | None = None  # set when the sources load after the endpoint answers
 
     def start(self) -> None:
-        self._socket_ino = os.stat(self.paths.socket).st_ino
         self.service.restore()
         self.scheduler.start()
         self.server.start()
 
     def stop(self) -> None:
         self.stopping.set()
-        self.server.stop()
+        self.server.stop()  # removes the socket file if it is still ours
         self.scheduler.stop()
         self.executor.shutdown(wait=False, cancel_futures=True)
-        try:  # remove the socket only if it is still ours (a newer daemon may have replaced it)
-            if os.stat(self.paths.socket).st_ino == self._socket_ino:
-                os.unlink(self.paths.socket)
-        except OSError:
-            pass
         if self.lock is not None:
             self.lock.release()
+
+
+def open_keyring_store() -> SecretStore:
+    """The OS keyring, checked usable now (StoreUnavailable with the fix if not)."""
+    from broker.store import keyring_store
+
+    backend = keyring_store.default_backend()
+    keyring_store.check_usable(backend)
+    # KUBETRAY_KEYRING_CHUNK_SIZE forces small chunks (tests; backends with an unknown item limit).
+    chunk = os.environ.get("KUBETRAY_KEYRING_CHUNK_SIZE", "")
+    return keyring_store.KeyringSecretStore(backend, chunk_size=int(chunk) if chunk.isdigit() else None)
 
 
 def build_daemon(
     paths: Paths,
     *,
-    store: SecretStore,
-    keyring_name: str,
+    store: SecretStore | None = None,
+    open_store: Callable[[], SecretStore] | None = None,
+    keyring_name: str = "",
     clock: Clock | None = None,
     source: TokenSource | None = None,
     policy: Policy | None = None,
     limits: Limits | None = None,
     lock: instance.InstanceLock | None = None,
+    transport: transports.Transport | None = None,
 ) -> Daemon:
-    """Assemble a daemon listening at ``paths.socket`` (the caller has checked nobody else is)."""
+    """Assemble a daemon listening on this platform's endpoint for ``paths.socket`` (the caller has
+    checked nobody else serves it).
+
+    Give ``store`` to build the sign-in sources now, or ``open_store`` to build them (and open the keyring)
+    in a thread after the endpoint answers: requests wait for them, and if they cannot load, every waiting
+    request gets the reason and the daemon stops (``Daemon.loading.error``).
+    """
     clock = clock or SystemClock()
     stopping = threading.Event()
     secrets = SecretBag()  # client secrets and passwords the shims pass: daemon memory only
+    transport = transport or transports.select()
+    # "tray" is present from the start, so the IPC thread never sees the dict change size.
+    info: dict[str, object] = {"socket": paths.socket, "keyring": keyring_name or "opening",
+                               "log_dir": paths.log_dir, "tray": "headless"}
+    loading: DeferredSource | None = None
     if source is None:
-        from broker.sources.router import build_router
+        def make_source() -> TokenSource:
+            from broker.sources.router import build_router
 
-        source = build_router(store, clock, secrets, stopping=stopping,
-                              os_broker_default=os.environ.get("KUBETRAY_OS_BROKER") == "1")
+            opened = store if store is not None else open_store() if open_store is not None else None
+            if opened is None:
+                raise KubetrayError("build_daemon needs a store or open_store")
+            info["keyring"] = keyring_name or opened.describe()
+            return build_router(opened, clock, secrets, stopping=stopping,
+                                os_broker_default=os.environ.get("KUBETRAY_OS_BROKER") == "1")
+
+        if open_store is None:
+            source = make_source()
+        else:
+            def failed(exc: KubetrayError) -> None:
+                log.error("not serving: %s", exc.message)
+                stopping.set()
+
+            source = loading = DeferredSource(make_source, on_error=failed)
     executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="kubetray-flight")
     service = TokenService(
         source=source, clock=clock, submit=executor.submit,
@@ -92,92 +126,15 @@ def build_daemon(
     )
     scheduler = RefreshScheduler(service, clock)
     service.on_change = scheduler.poke
-    unix.secure_runtime_dir(paths.runtime_dir)
-    listener = unix.listen(paths.socket)
+    transport.prepare(paths.runtime_dir)
+    bound_source = source
 
     def sign_out(profile: Profile) -> None:
-        source.sign_out(profile)
+        bound_source.sign_out(profile)
 
-    # "tray" is present from the start, so the IPC thread never sees the dict change size.
-    info: dict[str, object] = {"socket": paths.socket, "keyring": keyring_name, "log_dir": paths.log_dir,
-                               "tray": "headless"}
     handler = Handler(
         service=service, version=__version__, info=info,
         on_shutdown=stopping.set, on_logout=sign_out, secrets=secrets,
     )
-    server = IpcServer(listener, handler, unix.peer_is_owner, limits or Limits())
-    return Daemon(paths, service, scheduler, server, executor, stopping, lock, info)
-
-
-def run(*, detach: bool = False, foreground_log: bool = False, headless: bool = False) -> int:
-    """``kubetray run``: serve until SIGTERM, SIGINT or a shutdown request. Returns the exit status.
-
-    With a display (and not ``headless``) the tray owns the main thread while serving.
-    """
-    from broker.process import hardening, logsetup
-    from broker.store import keyring_store
-
-    paths = Paths.default()
-    logsetup.configure(paths.log_dir)
-    hardening.harden_process()
-    hardening.raise_fd_limit()
-    try:
-        unix.secure_runtime_dir(paths.runtime_dir)
-    except KubetrayError as exc:
-        return _refuse(exc.message)
-    running = instance.probe(paths.socket)
-    if running:
-        print(f"kubetray is already running (pid {running.get('pid')}, socket {paths.socket})")
-        return 0
-    lock = instance.InstanceLock(paths.runtime_dir)
-    if not lock.try_acquire():
-        return _refuse("another kubetray daemon is starting; run `kubetray status` in a moment")
-    try:
-        backend = keyring_store.default_backend()
-        keyring_store.check_usable(backend)
-        # KUBETRAY_KEYRING_CHUNK_SIZE forces small chunks (tests; backends with an unknown item limit).
-        chunk = os.environ.get("KUBETRAY_KEYRING_CHUNK_SIZE", "")
-        store = keyring_store.KeyringSecretStore(backend, chunk_size=int(chunk) if chunk.isdigit() else None)
-        daemon = build_daemon(paths, store=store, keyring_name=store.describe(), lock=lock)
-    except KubetrayError as exc:
-        lock.release()
-        return _refuse(exc.message)
-    daemon.start()
-    log.info("kubetray %s serving on %s (keyring: %s)", __version__, paths.socket, store.describe())
-    if detach:
-        _detach_stdio()
-    else:
-        if foreground_log:
-            logsetup.log_to_stderr()
-        print(f"kubetray {__version__} serving on {paths.socket}; Ctrl-C stops it", flush=True)
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, lambda *_: daemon.stopping.set())
-    if headless:
-        while not daemon.stopping.wait(1.0):
-            pass
-    else:
-        from broker.kubeconfig.contexts import contexts_by_profile
-        from broker.tray.launch import serve
-        from broker.tray.presenter import TrayInfo
-
-        info = daemon.info  # the tray's state, for `kubetray status`
-        serve(daemon, TrayInfo(__version__, store.describe(), paths.socket, paths.log_dir),
-              report=lambda text: info.__setitem__("tray", text),
-              contexts=contexts_by_profile)  # returns when daemon.stopping is set
-    log.info("stopping")
-    daemon.stop()
-    return 0
-
-
-def _refuse(message: str) -> int:
-    log.error("not starting: %s", message)
-    print(f"kubetray: {message}", file=sys.stderr, flush=True)
-    return 2
-
-
-def _detach_stdio() -> None:
-    """Started by a shim: stop writing to the start log it reads, and never hold kubectl's pipes."""
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    os.close(devnull)
+    server = transport.bind(transport.endpoint(paths.socket), handler, limits or Limits())
+    return Daemon(paths, service, scheduler, server, executor, stopping, lock, info, loading)

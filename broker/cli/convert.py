@@ -7,8 +7,6 @@ import os
 import shutil
 import sys
 
-from broker.kubeconfig import convert, files
-
 HELP = "rewrite kubelogin and legacy auth-provider users to use the kubetray shim"
 EPILOG = """examples:
   kubetray convert-kubeconfig --dry-run          show the change as a diff; change nothing
@@ -32,6 +30,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: every `kubetray` command builds this parser, and `kubetray run` (the daemon's start,
+    # which the first kubectl waits for) must not pay for ruamel.
+    from broker.kubeconfig import files
+
     try:
         if args.revert:
             return _revert(args)
@@ -45,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
+    from broker.kubeconfig import convert, files
+
     loaded = [f for f in files.load_all(args.kubeconfig) if not f.missing]
     if not loaded:
         where = ", ".join(files.kubeconfig_paths(args.kubeconfig))
@@ -91,6 +95,8 @@ def _launcher(dry_run: bool) -> str:
 
 
 def _revert(args: argparse.Namespace) -> int:
+    from broker.kubeconfig import convert, files
+
     restored = 0
     for path in files.kubeconfig_paths(args.kubeconfig):
         backup = files.backup_path(path)

@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
-        from broker.app import run
+        from broker.process.daemon import run
 
         return run(detach=args.detach, foreground_log=not args.detach, headless=args.headless)
     if args.command is None:

@@ -110,7 +110,27 @@ class UnixTransport:
     def bind(self, endpoint: str, handler: Handler, limits: Limits) -> Server:
         from broker.ipc import unix
 
-        return IpcServer(unix.listen(endpoint), handler, unix.peer_is_owner, limits)
+        return _SocketServer(IpcServer(unix.listen(endpoint), handler, unix.peer_is_owner, limits), endpoint)
+
+
+class _SocketServer:
+    """The IpcServer plus its socket file, removed at stop only while it is still ours (a newer daemon
+    may have replaced it: the inode tells)."""
+
+    def __init__(self, server: IpcServer, path: str) -> None:
+        self._server, self._path = server, path
+        self._ino = os.stat(path).st_ino
+
+    def start(self) -> None:
+        self._server.start()
+
+    def stop(self) -> None:
+        self._server.stop()
+        try:
+            if os.stat(self._path).st_ino == self._ino:
+                os.unlink(self._path)
+        except OSError:
+            pass
 
 
 class PipeTransport:

@@ -17,7 +17,7 @@ import pytest
 
 from broker.ipc import instance, transport
 from broker.ipc.handler import Handler
-from broker.ipc.server import IpcServer, Limits
+from broker.ipc.server import Limits
 from broker.ipc.transport import LoopServer, TransportUnavailable, on_loop, serve_connection
 
 LINUX = "linux"
@@ -73,12 +73,31 @@ def test_unix_transport_serves_the_handler(tmp_path: Any) -> None:
     assert stat.S_IMODE(os.stat(runtime).st_mode) == 0o700
     endpoint = chosen.endpoint(os.path.join(runtime, "kubetray.sock"))
     server = chosen.bind(endpoint, ping_handler(), Limits())
-    assert isinstance(server, IpcServer)
+    assert stat.S_IMODE(os.stat(endpoint).st_mode) == 0o600  # bound at once, before start()
     server.start()
     try:
         assert (instance.probe(endpoint) or {}).get("version") == "9.9"
     finally:
         server.stop()
+    assert not os.path.exists(endpoint)  # its own socket is removed at stop
+
+
+@pytest.mark.skipif(not sys.platform.startswith(LINUX), reason="the Unix transport, verified on Linux")
+def test_unix_transport_leaves_a_newer_daemons_socket_alone(tmp_path: Any) -> None:
+    chosen = transport.select(environ={})
+    runtime = os.path.join(tmp_path, "rt")
+    chosen.prepare(runtime)
+    endpoint = chosen.endpoint(os.path.join(runtime, "kubetray.sock"))
+    old = chosen.bind(endpoint, ping_handler(), Limits())
+    old.start()
+    os.unlink(endpoint)
+    newer = chosen.bind(endpoint, ping_handler(), Limits())  # another daemon took the path over
+    newer.start()
+    try:
+        old.stop()
+        assert os.path.exists(endpoint)
+    finally:
+        newer.stop()
 
 
 # -- the threaded session ----------------------------------------------------------------------------------

@@ -1,0 +1,136 @@
+"""``kubetray run``: the daemon's life as an OS process, from start to stop.
+
+The first kubectl after login, reboot or Quit starts this and waits for it, so the order matters:
+  1. log, harden, choose the transport (broker/ipc/transport.py ``select``), make sure we are the only one;
+  2. build the daemon with its sign-in sources *deferred* and answer on the endpoint at once: nothing of
+     msal, requests, keyring, pystray, PIL or ruamel is imported yet (tests/unit/test_daemon_imports.py);
+  3. open the keyring and load the sources in a thread; the first request waits for that, not for more;
+  4. only then the tray (pystray and its toolkit), on the main thread as every toolkit requires.
+The adapters themselves are built in broker/app.py; this module only orders and runs them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from broker import __version__
+from broker.core.errors import KubetrayError
+from broker.ipc import transport as transports
+from broker.process.paths import Paths
+
+if TYPE_CHECKING:
+    from broker.app import Daemon
+    from broker.ipc import instance
+
+log = logging.getLogger(__name__)
+
+# How long the main thread lets the loader have the interpreter to itself before starting the tray: the
+# first request is usually waiting for the loader, and a toolkit import would compete with it for the GIL.
+LOAD_GRACE = 30.0
+
+
+def run(*, detach: bool = False, foreground_log: bool = False, headless: bool = False) -> int:
+    """``kubetray run``: serve until SIGTERM, SIGINT, a shutdown request or Quit. Returns the exit status.
+
+    With a display (and not ``headless``) the tray owns the main thread while serving.
+    """
+    from broker.process import hardening, logsetup
+
+    paths = Paths.default()
+    logsetup.configure(paths.log_dir)
+    hardening.harden_process()
+    hardening.raise_fd_limit()
+    try:
+        transport = transports.select()
+        transport.prepare(paths.runtime_dir)
+    except KubetrayError as exc:
+        return _refuse(exc.message)
+    lock: instance.InstanceLock | None = None
+    if transport.name == "unix":
+        # The pipe transport needs neither: its first instance is created with FILE_FLAG_FIRST_PIPE_INSTANCE,
+        # which fails when any process (a running daemon, or a squatter) holds the name.
+        from broker.ipc import instance
+
+        running = instance.probe(paths.socket)
+        if running:
+            print(f"kubetray is already running (pid {running.get('pid')}, socket {paths.socket})")
+            return 0
+        lock = instance.InstanceLock(paths.runtime_dir)
+        if not lock.try_acquire():
+            return _refuse("another kubetray daemon is starting; run `kubetray status` in a moment")
+    from broker import app
+
+    try:
+        daemon = app.build_daemon(paths, open_store=app.open_keyring_store, lock=lock, transport=transport)
+    except KubetrayError as exc:
+        if lock is not None:
+            lock.release()
+        return _refuse(exc.message)
+    daemon.start()
+    log.info("kubetray %s serving on %s", __version__, transport.endpoint(paths.socket))
+    _on_signals(daemon.stopping.set)
+    loading = daemon.loading
+    if detach:
+        _detach_stdio()
+    else:
+        if foreground_log:
+            logsetup.log_to_stderr()
+        # In the foreground, say "serving" only once the keyring is known to work.
+        if loading is not None and loading.wait() and loading.error is not None:
+            daemon.stop()
+            return _refuse(loading.error.message)
+        print(f"kubetray {__version__} serving on {transport.endpoint(paths.socket)}; Ctrl-C stops it", flush=True)
+    if loading is not None:
+        loading.wait(LOAD_GRACE)
+    if loading is not None and loading.error is not None:
+        daemon.stop()
+        return _refuse(loading.error.message)
+    log.info("keyring: %s", daemon.info.get("keyring"))
+    _serve(daemon, paths, headless=headless)
+    log.info("stopping")
+    daemon.stop()
+    if loading is not None and loading.error is not None:
+        return _refuse(loading.error.message)
+    return 0
+
+
+def _serve(daemon: Daemon, paths: Paths, *, headless: bool) -> None:
+    """Own the main thread until the daemon stops: with the tray when there is one."""
+    if headless:
+        while not daemon.stopping.wait(1.0):
+            pass
+        return
+    from broker.kubeconfig.contexts import contexts_by_profile
+    from broker.tray.launch import serve
+    from broker.tray.presenter import TrayInfo
+
+    info = daemon.info  # the tray's state, for `kubetray status`
+    serve(daemon, TrayInfo(__version__, str(info.get("keyring", "")), paths.socket, paths.log_dir),
+          report=lambda text: info.__setitem__("tray", text),
+          contexts=contexts_by_profile)  # returns when daemon.stopping is set
+
+
+def _on_signals(stop: Callable[[], None]) -> None:
+    """SIGTERM, SIGINT (and SIGHUP where it exists: not on Windows) stop the daemon cleanly."""
+    names = ("SIGTERM", "SIGINT") if sys.platform == "win32" else ("SIGTERM", "SIGINT", "SIGHUP")
+    for name in names:
+        signal.signal(getattr(signal, name), lambda *_: stop())
+
+
+def _refuse(message: str) -> int:
+    log.error("not starting: %s", message)
+    print(f"kubetray: {message}", file=sys.stderr, flush=True)
+    return 2
+
+
+def _detach_stdio() -> None:
+    """Started by a shim: stop writing to the start log it reads, and never hold kubectl's pipes."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
