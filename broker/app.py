@@ -51,6 +51,8 @@ class Daemon:
         self.service.restore()
         self.scheduler.start()
         self.server.start()
+        if self.loading is not None:  # the endpoint answers first; requests wait for the sources
+            self.loading.start()
 
     def stop(self) -> None:
         self.stopping.set()

@@ -111,6 +111,8 @@ def check_socket_dir(ctx: _Context) -> Result:
     fix = f"run `chmod 700 {path}` (or remove it) and restart the daemon with `kubetray stop`"
     if not stat.S_ISDIR(st.st_mode):
         return Result("socket directory", FAIL, f"{path} is not a directory", f"remove {path}")
+    if sys.platform == "win32":  # no uid or mode bits: %LOCALAPPDATA%'s ACL and the pipe's own DACL guard it
+        return Result("socket directory", OK, f"{path} is under your profile; the pipe has its own DACL")
     if st.st_uid != os.getuid():
         return Result("socket directory", FAIL, f"{path} belongs to uid {st.st_uid}, not to you", f"remove {path}")
     mode = stat.S_IMODE(st.st_mode)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import socket
+import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from shim import wire
 
@@ -21,6 +21,10 @@ class InstanceLock:
         self._fd: int | None = None
 
     def try_acquire(self) -> bool:
+        if sys.platform == "win32":  # the named pipe's first-instance flag is the guard there
+            return True
+        import fcntl
+
         fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -36,15 +40,42 @@ class InstanceLock:
             self._fd = None
 
 
-def request(path: str, op: str, *, timeout: float | None = 5.0, **fields: Any) -> Iterator[dict[str, Any]]:
-    """Send one request and yield its reply lines as dicts (the last is the final one)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+class _Conn(Protocol):
+    def sendall(self, data: bytes) -> None: ...
+    def recv(self, size: int) -> bytes: ...
+    def close(self) -> None: ...
+
+
+def _connect(path: str, timeout: float | None) -> _Conn:
+    if sys.platform == "win32":  # the per-user named pipe; winpipe checks the server's SID
+        from shim import winpipe
+
+        return winpipe.connect(path, timeout if timeout is not None else 3600.0)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
         sock.settimeout(timeout)
         sock.connect(path)
-        sock.sendall(json.dumps({"v": wire.PROTOCOL_VERSION, "op": op, **fields}).encode() + b"\n")
-        with sock.makefile("rb") as replies:
-            for line in replies:
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def request(path: str, op: str, *, timeout: float | None = 5.0, **fields: Any) -> Iterator[dict[str, Any]]:
+    """Send one request and yield its reply lines as dicts (the last is the final one)."""
+    conn = _connect(path, timeout)
+    try:
+        conn.sendall(json.dumps({"v": wire.PROTOCOL_VERSION, "op": op, **fields}).encode() + b"\n")
+        buf = b""
+        while chunk := conn.recv(65536):
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
                 yield json.loads(line)
+        if buf.strip():
+            yield json.loads(buf)
+    finally:
+        conn.close()
 
 
 def probe(path: str, timeout: float = 2.0) -> dict[str, Any] | None:

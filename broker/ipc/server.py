@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -85,6 +86,8 @@ class IpcServer:
             self._loop.close()
 
     async def _serve(self) -> None:
+        if sys.platform == "win32":  # served through transport.PipeTransport there
+            raise RuntimeError("the socket server needs Unix domain sockets")
         self._stopped = asyncio.Event()
         server = await asyncio.start_unix_server(
             self._client, sock=self._listener, limit=self._limits.max_request_bytes

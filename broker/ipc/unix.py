@@ -10,9 +10,13 @@ import contextlib
 import os
 import socket
 import stat
+import sys
 
 from broker.core.errors import InsecureRuntimeDir
 from broker.ipc import peercred
+
+if sys.platform == "win32":  # transport.select() picks the named pipe there; this module is never loaded
+    raise ImportError("Unix domain sockets are not available to Python on Windows")
 
 
 def secure_runtime_dir(path: str) -> None:

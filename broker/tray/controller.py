@@ -44,7 +44,7 @@ def open_folder(path: str) -> None:
     """Open ``path`` in the platform's file manager (no shell; returns at once)."""
     os.makedirs(path, exist_ok=True)
     if sys.platform == "win32":
-        os.startfile(path)  # type: ignore[attr-defined]  # noqa: S606 - a folder path we own
+        os.startfile(path)  # noqa: S606 - a folder path we own
         return
     opener = "open" if sys.platform == "darwin" else "xdg-open"
     subprocess.Popen([opener, path], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,  # noqa: S603
