@@ -87,11 +87,12 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _launcher(dry_run: bool) -> str:
-    """The fast launcher's absolute path (a dry run reports it without writing it)."""
-    from broker.process.launcher import ensure_launcher, launcher_path
+def _launcher(dry_run: bool) -> list[str]:
+    """What the converted entries run: the fast launcher, in the form this OS can execute (a dry run
+    reports it without writing it)."""
+    from broker.process.launcher import ensure_launcher, kubeconfig_command, launcher_path
 
-    return launcher_path() if dry_run else ensure_launcher()
+    return kubeconfig_command(launcher_path() if dry_run else ensure_launcher())
 
 
 def _revert(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +65,23 @@ def _base(command: str) -> str:
     return name[:-4] if name.lower().endswith(".exe") else name
 
 
+def _runs_launcher(base: str, args: list[str]) -> bool:
+    """Windows' form: ``python.exe -I -S <…>/kubetray-shim.py get-token …``."""
+    return (base.lower().startswith("python") and len(args) >= 3 and args[:2] == ["-I", "-S"]
+            and _base(args[2]) in ("kubetray-shim", "kubetray-shim.py"))
+
+
+Command = str | Sequence[str]
+"""What the converted entry runs: the launcher's path, or (Windows) ``[python.exe, "-I", "-S", launcher]``:
+the first item is ``command:``, the rest go before the entry's own arguments."""
+
+
+def _split(command: Command) -> tuple[str, list[str]]:
+    if isinstance(command, str):
+        return command, []
+    return command[0], list(command[1:])
+
+
 def classify(user: Any) -> tuple[str, str] | None:
     """``(kind, detail)`` of a user body's sign-in plugin, or None when it has none (token, certificate)."""
     if not isinstance(user, dict):
@@ -73,7 +91,7 @@ def classify(user: Any) -> tuple[str, str] | None:
         command = str(exec_.get("command") or "")
         args = [str(a) for a in exec_.get("args") or []]
         base = _base(command)
-        if base == "kubetray-shim":
+        if base == "kubetray-shim" or _runs_launcher(base, args):
             return SHIM, ""
         if base == "kubectl" and args[:2] == ["oidc-login", "get-token"]:
             return INT128, ""
@@ -123,14 +141,17 @@ def _legacy_oidc_args(config: dict[str, Any]) -> list[str]:
     return args
 
 
-def _point_at_shim(exec_: CommentedMap, command: str) -> None:
+def _point_at_shim(exec_: CommentedMap, command: Command) -> None:
+    program, prefix = _split(command)
     exec_["apiVersion"] = API_V1
-    exec_["command"] = command
+    exec_["command"] = program
+    if prefix:
+        exec_["args"] = CommentedSeq([*prefix, *(exec_.get("args") or [])])
     exec_["interactiveMode"] = "IfAvailable"
     exec_["installHint"] = INSTALL_HINT
 
 
-def convert_user(user: CommentedMap, kind: str, command: str) -> None:
+def convert_user(user: CommentedMap, kind: str, command: Command) -> None:
     """Rewrite one user body in place (``kind`` from :func:`classify`); ValueError if it cannot be."""
     if kind in (AZURE, INT128):
         exec_ = user["exec"]
@@ -141,10 +162,11 @@ def convert_user(user: CommentedMap, kind: str, command: str) -> None:
         return
     config = user["auth-provider"].get("config") or {}
     args = _legacy_azure_args(config) if kind == LEGACY_AZURE else _legacy_oidc_args(config)
+    program, prefix = _split(command)
     new = CommentedMap()
     new["apiVersion"] = API_V1
-    new["command"] = command
-    new["args"] = CommentedSeq(args)
+    new["command"] = program
+    new["args"] = CommentedSeq([*prefix, *args])
     new["provideClusterInfo"] = False
     new["interactiveMode"] = "IfAvailable"
     new["installHint"] = INSTALL_HINT
@@ -153,7 +175,7 @@ def convert_user(user: CommentedMap, kind: str, command: str) -> None:
     user.insert(position, "exec", new)
 
 
-def convert_file(f: KubeconfigFile, command: str, only_users: set[str] | None = None) -> list[Finding]:
+def convert_file(f: KubeconfigFile, command: Command, only_users: set[str] | None = None) -> list[Finding]:
     """Convert every recognised user of ``f`` (or only ``only_users``); the document changes in place."""
     findings: list[Finding] = []
     for name, user in f.entries("users"):
