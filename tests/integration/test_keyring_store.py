@@ -1,4 +1,9 @@
-"""KeyringSecretStore on the real Secret Service (gnome-keyring on a private D-Bus), and the session itself."""
+"""KeyringSecretStore on the real OS keyrings, and the test session itself.
+
+The Secret Service (gnome-keyring on a private D-Bus) runs on Linux; the macOS Keychain (a temporary,
+unlocked keychain the CI workflow makes the default) and Windows Credential Manager run on those runners
+only, each skipped elsewhere with the reason.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +17,13 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-import secretstorage
 from keyring.backend import KeyringBackend
 from keyring.backends import SecretService
 
 from broker.core.errors import StoreUnavailable
 from broker.store.keyring_store import KeyringSecretStore, check_usable
 from tests.support.session import IsolatedSession
-from tests.unit.test_keyring_store_chunking import NAME, SecretStoreContract
+from tests.support.store_contract import NAME, RecordingKeyring, SecretStoreContract
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,9 +44,41 @@ class TestSecretService(SecretStoreContract):
         return SecretService.Keyring()
 
     def stored_names(self, backend: KeyringBackend, service: str) -> set[str]:
+        import secretstorage
+
         with closing(secretstorage.dbus_init()) as bus:
             collection = secretstorage.get_default_collection(bus)
             return {item.get_attributes()["username"] for item in collection.search_items({"service": service})}
+
+
+_OS_BACKENDS = {"darwin": "keyring.backends.macOS.Keyring", "win32": "keyring.backends.Windows.WinVaultKeyring"}
+
+
+@pytest.mark.skipif(sys.platform not in _OS_BACKENDS,
+                    reason="the macOS Keychain / Windows Credential Manager run only there (the CI workflow's "
+                           "macos and windows jobs); on Linux TestSecretService runs the contract")
+class TestOsKeyring(SecretStoreContract):
+    """The contract on the platform's own keyring; 1,000-character chunks are 2,000 bytes of UTF-16, under
+    Credential Manager's 2,560, so chunking (not the backend) carries every large value."""
+
+    max_chunks = 16
+    crash_transitions = (("big", "bigger"), ("big", "small"), ("big", "absent"))
+    crash_chunks = (2, 3)
+
+    @pytest.fixture
+    def backend(self) -> KeyringBackend:
+        import keyring
+        from keyring.core import load_keyring
+
+        real = keyring.get_keyring()
+        expected = _OS_BACKENDS[sys.platform]
+        if f"{type(real).__module__}.{type(real).__name__}" != expected:
+            real = load_keyring(expected)
+        return RecordingKeyring(real)
+
+    def stored_names(self, backend: KeyringBackend, service: str) -> set[str]:
+        assert isinstance(backend, RecordingKeyring)
+        return backend.stored(service)
 
 
 # --- Checking the backend ------------------------------------------------------------------------------
