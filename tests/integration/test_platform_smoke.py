@@ -1,0 +1,80 @@
+"""The smoke test every OS runs (the CI workflow's ubuntu, macos and windows jobs; Linux here).
+
+Start the daemon, sign in by device code at the test authority (which approves by itself), then run the
+shim the way a converted kubeconfig runs it on this OS and get a credential; stop the daemon. The keyring
+is this OS's own: the private Secret Service on Linux, the temporary unlocked keychain the workflow makes
+the default on macOS, Credential Manager on Windows.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from broker.process import launcher
+from tests.support.apiserver import ApiServer
+from tests.support.authority import EntraAuthority
+from tests.support.rig import SERVER_ID, Rig
+from tests.support.rig_fixtures import AUTHORITIES
+from tests.support.tls import TestCA
+
+EXEC_INFO = json.dumps({"kind": "ExecCredential", "apiVersion": "client.authentication.k8s.io/v1",
+                        "spec": {"interactive": False}})
+
+
+@pytest.fixture
+def os_keyring_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The environment whose keyring the daemon uses: the private session here, the OS's own elsewhere."""
+    if sys.platform.startswith("linux"):
+        return dict(request.getfixturevalue("desktop_session").env)
+    import os
+
+    return dict(os.environ)
+
+
+@pytest.fixture
+def smoke_rig(os_keyring_env: dict[str, str], ca: TestCA, tmp_path: Path) -> Iterator[Rig]:
+    authority = EntraAuthority(ca, tmp_path / "authority", auto_approve_device_after=0.3).start()
+    AUTHORITIES.append(authority)
+    apiserver = ApiServer(
+        ca, tmp_path / "apiserver", jwks_url=authority.jwks_url, issuer=authority.issuer_v1,
+        audience=SERVER_ID, client_ids=(), ca_bundle_for_jwks=ca.bundle(tmp_path / "apiserver-tls"),
+    ).start()
+    rig = Rig(root=tmp_path, base_env=os_keyring_env, authority=authority, apiserver=apiserver, ca=ca)
+    try:
+        yield rig
+    finally:
+        rig.kubetray("logout", "--all", timeout=30)  # leave nothing in the OS keyring
+        rig.stop_daemon()
+        apiserver.stop()
+        authority.stop()
+
+
+def _claims(token: str) -> dict[str, object]:
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+def test_daemon_shim_and_the_os_keyring_give_kubectl_a_credential(smoke_rig: Rig) -> None:
+    rig = smoke_rig
+    shim_path = rig.kubetray("shim-path")
+    assert shim_path.returncode == 0, shim_path.stderr.decode()
+    command = launcher.kubeconfig_command(shim_path.stdout.decode().strip())
+    rig.write_kubeconfig("devicecode", command=command[0])
+    login = rig.kubetray("login", "--context", "aks")  # starts the daemon, signs in by device code
+    assert login.returncode == 0, login.stderr.decode()
+    reply = rig.run(*command, *rig.get_token_args("devicecode"), credential_on_stdout=True,
+                    KUBERNETES_EXEC_INFO=EXEC_INFO)
+    assert reply.returncode == 0, reply.stderr.decode()
+    credential = json.loads(reply.stdout)
+    assert credential["apiVersion"] == "client.authentication.k8s.io/v1"
+    assert credential["status"]["expirationTimestamp"]
+    claims = _claims(credential["status"]["token"])
+    assert claims["aud"] == SERVER_ID and claims["upn"] == rig.authority.user.upn
+    status = rig.status()
+    assert status["running"] and status["keyring"] not in ("", "opening")
