@@ -3,6 +3,11 @@
 Only the file is written (no ``launchctl bootstrap``): the daemon that asked is usually already
 running, and a second one would only report "already running". The label is ours alone, which is how
 ``disable`` knows the file is ours.
+
+launchd gives an agent PATH=/usr/bin:/bin:/usr/sbin:/sbin, where neither Homebrew's ``az`` nor ``kubelogin``
+live, so the agent sets its own PATH: kubetray's own bin directory, Homebrew's (Apple silicon, then
+Intel), then the system's. Not the PATH of the shell that ran ``autostart enable``: it may hold relative or
+temporary entries, and for the CLI login modes the shim forwards the PATH of each kubectl call anyway.
 """
 
 from __future__ import annotations
@@ -15,6 +20,18 @@ from typing import Any
 from broker.autostart import ENABLED, FOREIGN, STALE, Entry, Status
 
 LABEL = "io.kubetray.broker"
+HOMEBREW_BINS = ("/opt/homebrew/bin", "/opt/homebrew/sbin", "/usr/local/bin", "/usr/local/sbin")
+SYSTEM_PATH = ("/usr/bin", "/bin", "/usr/sbin", "/sbin")
+
+
+def agent_search_path(command: Sequence[str]) -> str:
+    """The agent's PATH: the directory of kubetray's own executable (when absolute), Homebrew's, the system's."""
+    own = [os.path.dirname(command[0])] if command and os.path.isabs(command[0]) else []
+    seen: list[str] = []
+    for entry in (*own, *HOMEBREW_BINS, *SYSTEM_PATH):
+        if entry not in seen:
+            seen.append(entry)
+    return ":".join(seen)
 
 
 def agent_path(environ: Mapping[str, str]) -> str:
@@ -33,6 +50,7 @@ def agent(command: Sequence[str]) -> dict[str, Any]:
         # Only in a graphical login (not for SSH sessions), with the priority of an app the person uses.
         "LimitLoadToSessionType": "Aqua",
         "ProcessType": "Interactive",
+        "EnvironmentVariables": {"PATH": agent_search_path(command)},
     }
 
 

@@ -340,3 +340,13 @@ def test_the_packaged_templates_are_what_the_code_writes() -> None:
         assert (ROOT / "packaging" / name).read_bytes() == content, f"run packaging/generate.py ({name} is stale)"
     template = (ROOT / "packaging" / "macos" / "io.kubetray.broker.plist.in").read_bytes()
     assert plistlib.loads(template)["ProgramArguments"][0] == "@KUBETRAY@"
+
+
+def test_the_launch_agent_finds_homebrew_tools_and_kubetrays_own_bin() -> None:
+    doc = plistlib.loads(macos.render(["/Users/ada/.local/share/kubetray/venv/bin/kubetray", "run", "--detach"]))
+    path = doc["EnvironmentVariables"]["PATH"].split(":")
+    assert path[0] == "/Users/ada/.local/share/kubetray/venv/bin"
+    assert path.index("/opt/homebrew/bin") < path.index("/usr/local/bin") < path.index("/usr/bin")
+    assert path[-4:] == ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]  # launchd's own default stays last
+    template = plistlib.loads(macos.render(["@KUBETRAY@", "run"]))  # a relative command adds no entry
+    assert template["EnvironmentVariables"]["PATH"].split(":")[0] == "/opt/homebrew/bin"
