@@ -283,6 +283,7 @@ def _path_rows(root: Path, shim_args: list[str], shim_env: dict[str, str], outer
     }, runs)
     subprocess.run([str(venv / "bin" / "kubetray"), "shim-path"], env=install_env, check=True,
                    stdout=subprocess.DEVNULL)
+    pipx_python = _interpreter_of(pipx_script)  # now the launcher's: the interpreter its shebang names
     after = side_by_side({
         "install_bare_python": ([install_python, "-I", "-S", "-c", "pass"], shim_env),
         "install_path_shim": ([on_path, *shim_args], shim_env),

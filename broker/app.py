@@ -104,11 +104,17 @@ def build_daemon(
     loading: DeferredSource | None = None
     if source is None:
         def make_source() -> TokenSource:
-            from broker.sources.router import build_router
-
-            opened = store if store is not None else open_store() if open_store is not None else None
-            if opened is None:
+            if store is None and open_store is None:
                 raise KubetrayError("build_daemon needs a store or open_store")
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kubetray-keyring") as pool:
+                # The keyring probe waits on D-Bus / the Keychain / Credential Manager, importing msal
+                # keeps the interpreter busy: side by side, the first request waits for the longer alone.
+                opening = pool.submit(open_store) if store is None and open_store is not None else None
+                from broker.sources import _msal, _oidc  # noqa: F401  (msal, requests: while the probe waits)
+                from broker.sources.router import build_router
+
+                opened = store if opening is None else opening.result()
+            assert opened is not None
             info["keyring"] = keyring_name or opened.describe()
             return build_router(opened, clock, secrets, stopping=stopping,
                                 os_broker_default=os.environ.get("KUBETRAY_OS_BROKER") == "1")

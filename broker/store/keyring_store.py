@@ -21,13 +21,16 @@ limit; outside Windows they only decide when to chunk.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
+import os
 import secrets
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import keyring
 from keyring.backend import KeyringBackend
@@ -68,12 +71,42 @@ _NO_KEYRING = (
 _T = TypeVar("_T")
 
 
-def default_backend() -> KeyringBackend:
-    """The keyring backend `keyring` picks for this process (env, keyringrc.cfg, then priority).
+# The OS's own backend, taken directly when nothing configures keyring: its discovery imports every backend
+# it knows through entry points (on Linux the macOS one runs ctypes.util.find_library, a subprocess), which
+# the first kubectl after a restart waits for.
+_PLATFORM_BACKENDS = {
+    "linux": ("keyring.backends.SecretService", "Keyring"),
+    "darwin": ("keyring.backends.macOS", "Keyring"),
+    "win32": ("keyring.backends.Windows", "WinVaultKeyring"),
+}
+
+
+def default_backend(environ: Mapping[str, str] | None = None, platform: str | None = None) -> KeyringBackend:
+    """The keyring backend for this process: what `keyring` picks (PYTHON_KEYRING_BACKEND, keyringrc.cfg,
+    then priority) whenever anything configures it; otherwise the platform's own backend if it is viable
+    here (the one keyring's priorities choose on a plain desktop), without keyring's full discovery.
 
     `keyring` decides once per process and caches the choice, so call this at start-up.
     """
+    env = os.environ if environ is None else environ
+    plat = platform or sys.platform
+    plat = "linux" if plat.startswith("linux") else plat
+    if plat in _PLATFORM_BACKENDS and not env.get("PYTHON_KEYRING_BACKEND") and not _keyring_configured():
+        module_name, class_name = _PLATFORM_BACKENDS[plat]
+        try:
+            cls = getattr(importlib.import_module(module_name), class_name)
+            if cls.priority > 0:  # keyring's viability test: raises, or is <= 0, where it cannot work
+                return cast(KeyringBackend, cls())
+        except Exception:  # not viable here: let keyring choose, and explain, as it always has
+            log.debug("the platform keyring backend is not viable; asking keyring", exc_info=True)
     return keyring.get_keyring()
+
+
+def _keyring_configured() -> bool:
+    """True when a keyringrc.cfg exists (it may name a backend or extra backend paths)."""
+    from keyring.util import platform_
+
+    return os.path.exists(os.path.join(platform_.config_root(), "keyringrc.cfg"))
 
 
 def describe_backend(backend: KeyringBackend) -> str:
