@@ -242,7 +242,7 @@ def test_without_a_tray_host_the_daemon_says_so_once_and_still_notifies(
         # Ctrl-C under the GTK loop (pystray resets SIGINT to "die now") still stops the daemon cleanly.
         daemon.proc.send_signal(signal.SIGINT)
         assert daemon.proc.wait(15) == 0, daemon.output()
-        assert "broker.app: stopping" in rig.daemon_log() and not rig.socket.exists()
+        assert "broker.process.daemon: stopping" in rig.daemon_log() and not rig.socket.exists()
 
 
 def test_without_a_display_it_runs_headless_and_logs_why(rig: Rig, tmp_path: Path, started: list[Daemon]) -> None:
