@@ -33,6 +33,8 @@ def daemon_command() -> "list[str]":
 
 def start_daemon_and_connect(path: str, timeout: float = START_TIMEOUT) -> "_socket.socket":
     """Start the daemon under a lock and return a connected socket, or raise LaunchError."""
+    if sys.platform == "win32":  # no fcntl there; the Windows spawn (its own lock, no console) is separate work
+        raise LaunchError("the shim cannot start the daemon on Windows yet; run `kubetray run` first")
     import fcntl
     import subprocess
 

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import platformdirs
 
 from shim import wire
+
+
+def _user_dir(which: Callable[..., str]) -> str:
+    # appauthor=False: %LOCALAPPDATA%\kubetray\… on Windows, not kubetray\kubetray (no effect elsewhere)
+    return which(wire.APP_NAME, appauthor=False)
 
 
 @dataclass(frozen=True)
@@ -23,8 +29,8 @@ class Paths:
         return cls(
             runtime_dir=os.path.dirname(socket),
             socket=socket,
-            state_dir=os.environ.get("KUBETRAY_STATE_DIR") or platformdirs.user_state_dir(wire.APP_NAME),
-            log_dir=os.environ.get("KUBETRAY_LOG_DIR") or platformdirs.user_log_dir(wire.APP_NAME),
+            state_dir=os.environ.get("KUBETRAY_STATE_DIR") or _user_dir(platformdirs.user_state_dir),
+            log_dir=os.environ.get("KUBETRAY_LOG_DIR") or _user_dir(platformdirs.user_log_dir),
         )
 
     @property
