@@ -75,10 +75,10 @@ def harden_process() -> None:
     except (ValueError, OSError):
         log.warning("could not disable core dumps")
     if sys.platform.startswith("linux"):
-        import ctypes.util
-
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+            # The process's own symbols: libc is loaded already, and find_library("c") would run ldconfig
+            # in a subprocess on every daemon start (which the first kubectl waits for).
+            libc = ctypes.CDLL(None, use_errno=True)
             if libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
                 log.warning("prctl(PR_SET_DUMPABLE, 0) failed")
         except OSError:
