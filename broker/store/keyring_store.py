@@ -53,10 +53,12 @@ _CHUNK_SIZES = {
     "keyring.backends.macOS.Keyring": LARGE_CHUNK_SIZE,
     "keyring.backends.kwallet.DBusKeyring": LARGE_CHUNK_SIZE,
 }
-# Backends that must never hold tokens, whoever configured them: one forgets everything, one is plaintext.
+# Backends that must never hold tokens, whoever configured them: one forgets everything, one is plaintext,
+# one asks for its password on a terminal (the daemon has none, so it would wait forever).
 _REFUSED = {
     "keyring.backends.null.Keyring": "stores nothing",
     "keyrings.alt.file.PlaintextKeyring": "stores secrets in plaintext",
+    "keyrings.alt.file.EncryptedKeyring": "asks for its password on a terminal, which the daemon does not have",
 }
 
 _NO_KEYRING = (
@@ -69,11 +71,57 @@ _T = TypeVar("_T")
 
 
 def default_backend() -> KeyringBackend:
-    """The keyring backend `keyring` picks for this process (env, keyringrc.cfg, then priority).
+    """The keyring backend `keyring` picks for this process (env, keyringrc.cfg, then priority), without
+    the refused members of a chain (see :func:`without_refused`).
 
     `keyring` decides once per process and caches the choice, so call this at start-up.
     """
-    return keyring.get_keyring()
+    return without_refused(keyring.get_keyring())
+
+
+class _FixedChain(chainer.ChainerBackend):
+    """A ChainerBackend over a chosen list of members (keyring's own re-discovers them on every call)."""
+
+    priority = 10  # keyring's is a class property counting the discovered backends; ours are fixed
+
+    def __init__(self, members: list[KeyringBackend]) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._members = members
+
+    @property
+    def backends(self) -> list[KeyringBackend]:
+        return list(self._members)
+
+
+def without_refused(backend: KeyringBackend) -> KeyringBackend:
+    """``backend``, or for a chain, the chain of its members that may hold tokens.
+
+    A chain reads from every member in turn and writes to the first that accepts, so with Secret
+    Service *and* keyrings.alt's PlaintextKeyring installed (Debian pulls the latter in with several
+    packages) a lookup that misses the keyring falls through to a plaintext file anyone with the user's
+    files can plant or read, and a member that declines a write hands it to the file. Refusing the
+    whole chain would make kubetray unusable for everyone who merely has keyrings.alt installed, so the
+    refused members are excluded and the secure ones used. A chain of nothing but refused members stays
+    as it is, and :func:`check_usable` refuses it with the reason.
+    """
+    if not isinstance(backend, chainer.ChainerBackend):
+        return backend
+    members = list(backend.backends)
+    kept = [m for m in members if _refusal(m) is None]
+    if not kept or len(kept) == len(members):
+        return backend
+    for member in members:
+        if member not in kept:
+            log.info("not using keyring backend %s: it %s", member.name, _refusal(member))
+    return kept[0] if len(kept) == 1 else _FixedChain(kept)
+
+
+def _refusal(backend: KeyringBackend) -> str | None:
+    """Why ``backend`` must not hold tokens, or None when it may."""
+    for name in _class_names(backend):
+        if name in _REFUSED:
+            return _REFUSED[name]
+    return None
 
 
 def describe_backend(backend: KeyringBackend) -> str:
@@ -105,11 +153,16 @@ def check_usable(backend: KeyringBackend, *, service: str = DEFAULT_SERVICE) -> 
     """
     if isinstance(backend, fail.Keyring) or (isinstance(backend, chainer.ChainerBackend) and not backend.backends):
         raise StoreUnavailable(_NO_KEYRING)
-    for name in _class_names(backend):
-        if name in _REFUSED:
+    members = list(backend.backends) if isinstance(backend, chainer.ChainerBackend) else [backend]
+    for member in members:
+        # Also inside a chain: it would write to the refused member whenever the one before it fails.
+        reason = _refusal(member)
+        if reason is not None:
+            where = "" if member is backend else f", chained in {describe_backend(backend)},"
             raise StoreUnavailable(
-                f"The keyring backend {describe_backend(backend)} {_REFUSED[name]}, so kubetray refuses it; "
-                "unset PYTHON_KEYRING_BACKEND (or default-keyring in keyringrc.cfg) to use the OS keyring."
+                f"The keyring backend {member.name}{where} {reason}, so kubetray refuses it; use the OS "
+                "keyring (install and unlock gnome-keyring, or enable KeePassXC's Secret Service integration) "
+                "and unset PYTHON_KEYRING_BACKEND (or default-keyring in keyringrc.cfg) if it names this backend."
             )
     probe = secrets.token_urlsafe(16)
     try:
