@@ -83,5 +83,5 @@ def test_a_chain_of_nothing_but_plaintext_stays_refused(
 
 
 def test_plaintext_chosen_directly_is_refused(plaintext: PlaintextKeyring) -> None:
-    with pytest.raises(StoreUnavailable, match="^The keyring backend file PlaintextKeyring stores secrets in plaintext"):
+    with pytest.raises(StoreUnavailable, match="^The keyring backend file PlaintextKeyring stores secrets in plain"):
         check_usable(plaintext)
