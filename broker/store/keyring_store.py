@@ -20,14 +20,15 @@ limit; outside Windows they only decide when to chunk.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TypeVar
 
 import keyring
 from keyring.backend import KeyringBackend
@@ -66,8 +67,6 @@ _NO_KEYRING = (
     "Install and unlock gnome-keyring, or enable KeePassXC's Secret Service integration, "
     "or set PYTHON_KEYRING_BACKEND; kubetray never falls back to storing tokens in plaintext."
 )
-
-_T = TypeVar("_T")
 
 
 def default_backend() -> KeyringBackend:
@@ -165,20 +164,27 @@ def check_usable(backend: KeyringBackend, *, service: str = DEFAULT_SERVICE) -> 
                 "and unset PYTHON_KEYRING_BACKEND (or default-keyring in keyringrc.cfg) if it names this backend."
             )
     probe = secrets.token_urlsafe(16)
-    try:
+    with translating(backend, "use"):  # any failure of the backend means "not usable"
         backend.set_password(service, PROBE_NAME, probe)
         echoed = backend.get_password(service, PROBE_NAME)
-    except Exception as exc:  # any failure of the backend means "not usable"; say why in one line
-        raise _unavailable(backend, exc, "use") from exc
     if echoed != probe:
         raise StoreUnavailable(
             f"The OS keyring ({describe_backend(backend)}) did not return what was written to it; "
             "kubetray needs a keyring that keeps secrets, such as gnome-keyring, KeePassXC or the macOS Keychain."
         )
-    try:
+    with translating(backend, "delete from"):
         backend.delete_password(service, PROBE_NAME)  # signing out must be able to forget tokens
+
+
+@contextmanager
+def translating(backend: KeyringBackend, doing: str) -> Iterator[None]:
+    """Where keyring's errors become ours (one sentence with a fix), the cause kept."""
+    try:
+        yield
+    except StoreUnavailable:
+        raise
     except Exception as exc:
-        raise _unavailable(backend, exc, "delete from") from exc
+        raise _unavailable(backend, exc, doing) from exc
 
 
 def _class_names(backend: KeyringBackend) -> list[str]:
@@ -344,24 +350,17 @@ class KeyringSecretStore:
             self._delete(_chunk_name(name, slot, i))
 
     def _get(self, username: str) -> str | None:
-        return self._call(lambda: self._backend.get_password(self._service, username), "read from")
+        with translating(self._backend, "read from"):
+            value: str | None = self._backend.get_password(self._service, username)
+        return value
 
     def _set(self, username: str, value: str) -> None:
-        self._call(lambda: self._backend.set_password(self._service, username, value), "write to")
+        with translating(self._backend, "write to"):
+            self._backend.set_password(self._service, username, value)
 
     def _delete(self, username: str) -> None:
-        try:
-            self._backend.delete_password(self._service, username)
-        except PasswordDeleteError:
-            pass  # already gone: deleting is idempotent here
-        except Exception as exc:
-            raise _unavailable(self._backend, exc, "delete from") from exc
-
-    def _call(self, operation: Callable[[], _T], doing: str) -> _T:
-        try:
-            return operation()
-        except Exception as exc:  # this module is where keyring's errors become ours
-            raise _unavailable(self._backend, exc, doing) from exc
+        with translating(self._backend, "delete from"), contextlib.suppress(PasswordDeleteError):
+            self._backend.delete_password(self._service, username)  # already gone: deleting is idempotent
 
 
 def _check_name(name: str) -> str:
