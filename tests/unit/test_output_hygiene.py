@@ -80,3 +80,16 @@ def test_the_shim_strips_progress_and_error_lines_before_they_reach_the_terminal
     proc = _shim_reply([progress.encode() + b"\n", error.encode() + b"\n"])
     assert proc.returncode == 1
     assert proc.stderr.decode() == "open https://x.test\nkubetray: refused now\n"
+
+
+def test_the_shim_fast_path_never_loads_the_text_cleaner() -> None:
+    code = (
+        "import socket, sys\n"
+        "from shim import main, wire\n"
+        "a, b = socket.socketpair()\n"
+        "b.sendall(wire.CREDENTIAL_PREFIX + b'{\"kind\":\"ExecCredential\"}\\n')\n"
+        "status = main.exchange(a, b'')\n"
+        "print(status, 'shim.text' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert proc.stdout.splitlines()[-1] == "0 False", proc.stdout + proc.stderr
