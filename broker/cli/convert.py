@@ -7,6 +7,7 @@ import os
 import sys
 
 from broker.kubeconfig import convert, files, kuberc
+from shim.text import printable
 
 HELP = "rewrite kubelogin and legacy auth-provider users to use the kubetray shim"
 EPILOG = """examples:
@@ -70,7 +71,7 @@ def _convert(args: argparse.Namespace) -> int:
             continue
         findings = convert.convert_file(f, command, None if only is None else only[f.path])
         for finding in findings:
-            print(finding.line(), file=sys.stderr)
+            print(printable(finding.line()), file=sys.stderr)  # names and paths from the kubeconfig
         if not any(x.action == convert.CONVERTED for x in findings):
             continue
         new = f.dump()

@@ -25,6 +25,7 @@ from broker.execplugin.kubelogin_args import parse_get_token
 from broker.ipc import instance
 from broker.kubeconfig.contexts import ExecEntry
 from broker.process.paths import Paths
+from shim.text import printable
 
 OK, FAIL, SKIP = "ok", "fail", "skip"
 
@@ -257,9 +258,10 @@ def run_doctor(args: argparse.Namespace, paths: Paths) -> int:
         results.append(result)
         if not args.json:
             mark = {OK: "OK  ", FAIL: "FAIL", SKIP: "SKIP"}[result.status]
-            print(f"{mark}  {result.check}: {result.detail}")
+            # Details quote kubeconfig values and provider answers: nothing in them may drive the terminal.
+            print(f"{mark}  {result.check}: {printable(result.detail)}")
             if result.fix:
-                print(f"      fix: {result.fix}")
+                print(f"      fix: {printable(result.fix)}")
             sys.stdout.flush()
     if args.json:
         print(json.dumps([asdict(r) for r in results], indent=2))
