@@ -23,7 +23,14 @@ class ExecEntry:
 
     @property
     def uses_shim(self) -> bool:
-        return os.path.basename(self.command) == "kubetray-shim"
+        return _basename(self.command) in SHIM_NAMES
+
+
+SHIM_NAMES = ("kubetray-shim", "kubetray-shim.py")  # the launcher; ``.py`` is Windows' (see below)
+
+
+def _basename(path: str) -> str:
+    return os.path.basename(path.replace("\\", "/"))
 
 
 def _entry(context: str, user: str, body: Any) -> ExecEntry | None:
@@ -31,8 +38,13 @@ def _entry(context: str, user: str, body: Any) -> ExecEntry | None:
     if not isinstance(exec_, dict):
         return None
     env = {str(e.get("name")): str(e.get("value", "")) for e in exec_.get("env") or [] if isinstance(e, dict)}
-    return ExecEntry(context, user, str(exec_.get("command") or ""), tuple(str(a) for a in exec_.get("args") or ()),
-                     env)
+    command, args = str(exec_.get("command") or ""), tuple(str(a) for a in exec_.get("args") or ())
+    # Windows' form runs the interpreter: `python.exe -I -S <launcher>.py get-token …`. The entry is then the
+    # launcher with the shim's own arguments, as on the other systems.
+    if _basename(command).lower().startswith("python") and args[:2] == ("-I", "-S") and len(args) > 2 \
+            and _basename(args[2]) in SHIM_NAMES:
+        command, args = args[2], args[3:]
+    return ExecEntry(context, user, command, args, env)
 
 
 def exec_entry(kubeconfig: str | None, context: str | None) -> ExecEntry:

@@ -93,3 +93,18 @@ def test_windows_form_converts_and_is_recognised_as_converted(tmp_path: Path) ->
     again = files.load(str(path))
     assert {x.action for x in convert.convert_file(again, command)} == {convert.ALREADY}
     assert again.dump() == new
+
+
+def test_windows_form_entries_are_read_as_the_launcher_with_the_shims_arguments(tmp_path: Path) -> None:
+    from broker.kubeconfig import contexts
+
+    f = files.load(str(CORPUS / "aks-login-modes.yaml"))
+    convert.convert_file(f, launcher.kubeconfig_command(WIN_LAUNCHER, platform="win32", python=WIN_PYTHON))
+    path = tmp_path / "config"
+    path.write_text(f.dump())
+    doc = YAML(typ="safe").load(f.dump())
+    context = doc["contexts"][0]["name"]
+    entry = contexts.exec_entry(str(path), context)
+    assert entry.uses_shim and entry.command == WIN_LAUNCHER
+    assert entry.args[0] == "get-token"
+    assert contexts.contexts_by_profile(str(path))  # every converted context maps to a profile
