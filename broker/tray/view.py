@@ -48,6 +48,21 @@ class Actions(Protocol):
     def quit(self) -> None: ...
 
 
+APP_USER_MODEL_ID = "io.kubetray.broker"  # the same id as the macOS LaunchAgent's label
+
+
+def _set_app_user_model_id() -> None:
+    """Windows labels a process's toasts by its AppUserModelID; without one they read "Python"."""
+    if sys.platform != "win32":
+        return
+    import ctypes
+
+    try:
+        ctypes.windll.shell32.SetCurrentProcessExplicitAppUserModelID(APP_USER_MODEL_ID)
+    except (AttributeError, OSError):
+        log.info("could not set the AppUserModelID; notifications will be labelled Python")
+
+
 class TrayUnavailable(Exception):
     """No tray can be shown here; ``str()`` is the reason, for the log and `kubetray status`."""
 
@@ -91,6 +106,8 @@ class TrayView:
         problem = display_problem(env, plat)
         if problem:
             raise TrayUnavailable(problem)
+        if plat == "win32":
+            _set_app_user_model_id()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # GTK's StatusIcon deprecation notices are not ours to fix
