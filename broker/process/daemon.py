@@ -25,7 +25,6 @@ from broker.process.paths import Paths
 
 if TYPE_CHECKING:
     from broker.app import Daemon
-    from broker.ipc import instance
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +49,16 @@ def run(*, detach: bool = False, foreground_log: bool = False, headless: bool = 
         transport.prepare(paths.runtime_dir)
     except KubetrayError as exc:
         return _refuse(exc.message)
+    from broker.ipc import instance
+
+    running = instance.probe(paths.socket)  # over the socket or the pipe, the client checks who answers
+    if running:
+        print(f"kubetray is already running (pid {running.get('pid')}, {transport.endpoint(paths.socket)})")
+        return 0
     lock: instance.InstanceLock | None = None
     if transport.name == "unix":
-        # The pipe transport needs neither: its first instance is created with FILE_FLAG_FIRST_PIPE_INSTANCE,
-        # which fails when any process (a running daemon, or a squatter) holds the name.
-        from broker.ipc import instance
-
-        running = instance.probe(paths.socket)
-        if running:
-            print(f"kubetray is already running (pid {running.get('pid')}, socket {paths.socket})")
-            return 0
+        # The pipe needs no lock: its first instance is created with FILE_FLAG_FIRST_PIPE_INSTANCE, which
+        # fails when any process (a daemon starting at the same moment, or a squatter) holds the name.
         lock = instance.InstanceLock(paths.runtime_dir)
         if not lock.try_acquire():
             return _refuse("another kubetray daemon is starting; run `kubetray status` in a moment")
