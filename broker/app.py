@@ -32,6 +32,10 @@ from broker.store.profile_registry import JsonProfileRegistry
 
 log = logging.getLogger(__name__)
 
+# After the sign-in sources failed to load: how long the daemon keeps answering (each request with the
+# reason) before it stops, so that the kubectl calls already waiting learn why.
+REFUSAL_GRACE = 1.0
+
 
 @dataclass
 class Daemon:
@@ -123,8 +127,12 @@ def build_daemon(
             source = make_source()
         else:
             def failed(exc: KubetrayError) -> None:
+                # Shims already connected are waiting for this: their requests now fail at once with the
+                # reason. Stop a moment later, so those replies are written before the endpoint closes.
                 log.error("not serving: %s", exc.message)
-                stopping.set()
+                timer = threading.Timer(REFUSAL_GRACE, stopping.set)
+                timer.daemon = True
+                timer.start()
 
             source = loading = DeferredSource(make_source, on_error=failed)
     executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="kubetray-flight")

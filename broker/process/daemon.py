@@ -74,21 +74,23 @@ def run(*, detach: bool = False, foreground_log: bool = False, headless: bool = 
     log.info("kubetray %s serving on %s", __version__, transport.endpoint(paths.socket))
     _on_signals(daemon.stopping.set)
     loading = daemon.loading
-    if detach:
-        _detach_stdio()
-    else:
+    if not detach:
         if foreground_log:
             logsetup.log_to_stderr()
         # In the foreground, say "serving" only once the keyring is known to work.
         if loading is not None and loading.wait() and loading.error is not None:
+            daemon.stopping.wait()  # the loader's failure sets it once waiting requests have their reply
             daemon.stop()
             return _refuse(loading.error.message)
         print(f"kubetray {__version__} serving on {transport.endpoint(paths.socket)}; Ctrl-C stops it", flush=True)
     if loading is not None:
         loading.wait(LOAD_GRACE)
     if loading is not None and loading.error is not None:
+        daemon.stopping.wait()  # set by the loader's failure, after the waiting shims had their reply
         daemon.stop()
-        return _refuse(loading.error.message)
+        return _refuse(loading.error.message)  # and the start log tells any shim that connects too late
+    if detach:  # only now: a refusal above still reaches the start log the starting shim reads
+        _detach_stdio()
     log.info("keyring: %s", daemon.info.get("keyring"))
     _serve(daemon, paths, headless=headless)
     log.info("stopping")

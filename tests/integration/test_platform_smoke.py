@@ -78,3 +78,18 @@ def test_daemon_shim_and_the_os_keyring_give_kubectl_a_credential(smoke_rig: Rig
     assert claims["aud"] == SERVER_ID and claims["upn"] == rig.authority.user.upn
     status = rig.status()
     assert status["running"] and status["keyring"] not in ("", "opening")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="takes the D-Bus session away, a Linux notion")
+def test_a_daemon_the_shim_starts_without_a_keyring_tells_kubectl_why(smoke_rig: Rig) -> None:
+    # The daemon answers before it has opened the keyring; the failure must still reach the person, as the
+    # reply to the waiting shim or, if the daemon is gone first, as the start log's last line.
+    from tests.support.rig import shim_command
+
+    rig = smoke_rig
+    rig.env["DBUS_SESSION_BUS_ADDRESS"] = f"unix:path={rig.root}/no-bus"
+    reply = rig.run(shim_command(), *rig.get_token_args("devicecode"), KUBERNETES_EXEC_INFO=EXEC_INFO, timeout=60)
+    assert reply.returncode != 0
+    assert b"gnome-keyring" in reply.stderr and b"plaintext" in reply.stderr, reply.stderr
+    assert reply.stderr.count(b"\n") <= 2
+    assert not reply.stdout
