@@ -91,16 +91,16 @@ def _harden_windows() -> None:
     from ctypes import wintypes as w
 
     k32 = ctypes.WinDLL("kernel32", use_last_error=True)
-    k32.SetErrorMode(error_mode())
+    k32.SetErrorMode(w.UINT(error_mode()))
     try:
         wer = ctypes.WinDLL("wer", use_last_error=True)
         if wer.WerSetFlags(w.DWORD(WER_FAULT_REPORTING_FLAG_NOHEAP)) != 0:  # an HRESULT: 0 is S_OK
             log.warning("WerSetFlags(NOHEAP) failed; a crash report could include the heap")
-    except OSError:
-        log.warning("could not load wer.dll to keep the heap out of crash reports")
+    except (OSError, AttributeError, ctypes.ArgumentError):
+        log.warning("could not keep the heap out of crash reports (wer.dll)")
     try:
         _protect_process(k32)
-    except OSError as exc:
+    except Exception as exc:  # best effort, and not yet run on Windows: never keep the daemon from starting
         log.warning("could not restrict access to the daemon process: %s", exc)
 
 
@@ -120,7 +120,7 @@ def _protect_process(k32: Any) -> None:
             raise ctypes.WinError(ctypes.get_last_error())
         se_kernel_object, dacl_info, protected = 6, 0x4, 0x80000000
         code = a32.SetSecurityInfo(ctypes.c_void_p(k32.GetCurrentProcess()), se_kernel_object,
-                                   dacl_info | protected, None, None, dacl, None)
+                                   ctypes.c_uint32(dacl_info | protected), None, None, dacl, None)
         if code:
             raise ctypes.WinError(code)
     finally:
