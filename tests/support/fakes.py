@@ -114,3 +114,26 @@ def profile(**overrides: object) -> Profile:
     )
     values.update(overrides)
     return Profile(**values)  # type: ignore[arg-type]
+
+
+class MemoryStore:
+    """SecretStore in a dict (the keyring's contract without a D-Bus), for in-process source tests."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def load(self, name: str) -> str | None:
+        with self._lock:
+            return self.items.get(name)
+
+    def save(self, name: str, value: str) -> None:
+        with self._lock:
+            self.items[name] = value
+
+    def delete(self, name: str) -> None:
+        with self._lock:
+            self.items.pop(name, None)
+
+    def describe(self) -> str:
+        return "memory"
