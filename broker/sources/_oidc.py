@@ -65,8 +65,10 @@ class OidcSource:
     """TokenSource for ``oidc`` profiles: authcode + PKCE, device code, password, client credentials."""
 
     def __init__(self, store: SecretStore, clock: Clock, *,
-                 can_open_browser: Callable[[], bool], stopping: threading.Event | None = None) -> None:
+                 can_open_browser: Callable[[], bool], stopping: threading.Event | None = None,
+                 session_factory: Callable[[str | bool, Network], Any] = VerifyingSession) -> None:
         self._store, self._clock = store, clock
+        self._session_factory = session_factory  # (verify, network) -> MSAL's http_client
         self._can_open_browser = can_open_browser
         self._stopping = stopping or threading.Event()
         self._apps: dict[tuple[str, str, Network], _App] = {}
@@ -263,7 +265,7 @@ class OidcSource:
                     with contextlib.suppress(ValueError):
                         cache.deserialize(serialized)
             common: dict[str, Any] = {"oidc_authority": profile.authority, "token_cache": cache,
-                                      "http_client": VerifyingSession(trust_for(profile, network), network)}
+                                      "http_client": self._session_factory(trust_for(profile, network), network)}
             try:
                 app: msal.ClientApplication = (
                     msal.ConfidentialClientApplication(profile.client_id, client_credential=secret, **common)
