@@ -35,7 +35,8 @@ class Profile:
     """One way of getting a token, derived from the kubeconfig's get-token arguments.
 
     Profiles that share authority, client id and scopes share one sign-in: every Entra-integrated
-    AKS cluster of a tenant maps to the same :attr:`key`.
+    AKS cluster of a tenant maps to the same :attr:`key`, unless the account (``login_hint``), the TLS
+    trust or the identity-choosing environment (``env_scope``) differ: those never share.
     """
 
     login: str
@@ -105,7 +106,8 @@ class Profile:
         """Keyring entry holding MSAL's token cache for this authority + client id (+ mode).
 
         The public-client modes share one entry; any other mode that keeps a cache gets its own, so
-        two MSAL applications never overwrite each other's serialized cache.
+        two MSAL applications never overwrite each other's serialized cache. A named account and a
+        non-default TLS trust get their own entry too: a refresh token is never shared across them.
         """
         parts = [self.authority.rstrip("/").lower(), self.client_id]
         if self.login not in PERSON_LOGINS:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from broker.core.errors import KubetrayError, LoginFailed, LoginRequired, Timeout
+from broker.core.errors import BadRequest, KubetrayError, LoginFailed, LoginRequired, Timeout
 from broker.core.flight import Flight, FlightKind
 from broker.core.model import NO_CONTEXT, Profile, RequestContext, Token
 from broker.core.policy import Policy
@@ -114,7 +114,7 @@ class TokenService:
         with self._lock:
             state = self._states.get(key)
         if state is None:
-            raise KubetrayError(f"no profile {key!r}; `kubetray status` lists them")
+            raise BadRequest(f"no profile {key!r}; `kubetray status` lists them")
         return self._fly(state.profile, FlightKind.REFRESH, None, None, person_present=False, allow_auto=False)
 
     def logout(self, key: str) -> None:
@@ -127,7 +127,7 @@ class TokenService:
         with self._lock:
             state = self._states.get(key)
             if state is None:
-                raise KubetrayError(f"no profile {key!r}; `kubetray status` lists them")
+                raise BadRequest(f"no profile {key!r}; `kubetray status` lists them")
             state.generation += 1
             state.token = None
             state.context = NO_CONTEXT
