@@ -108,7 +108,8 @@ class Handler:
         if raw_info is not None and not isinstance(raw_info, str):
             raise BadRequest("exec_info must be a string or null")
         if raw_info is not None:
-            _check_text(raw_info, "KUBERNETES_EXEC_INFO")
+            # The cluster's CA bundle can be large: only the line's own limit applies to it.
+            _check_text(raw_info, "KUBERNETES_EXEC_INFO", wire.MAX_REQUEST_BYTES)
         env, cwd = _env(request), _cwd(request)
         memo = self._memo_digest(argv, env, cwd)
         profile = self._remembered(memo)
@@ -212,11 +213,11 @@ class Handler:
         return [(p, None) for p in found if p is not None]
 
 
-def _check_text(value: str, what: str) -> None:
+def _check_text(value: str, what: str, limit: int = MAX_FIELD_CHARS) -> None:
     """Refuse what would fail later, deep inside (hashing, the keyring, a log line): lone surrogates
     (bytes that are not UTF-8, passed through by the shim) and oversized values."""
-    if len(value) > MAX_FIELD_CHARS:
-        raise InvalidArguments(f"{what} is longer than {MAX_FIELD_CHARS} characters; shorten it in the kubeconfig")
+    if len(value) > limit:
+        raise InvalidArguments(f"{what} is longer than {limit} characters; shorten it in the kubeconfig")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
