@@ -7,6 +7,7 @@ kubeconfig, would be), so only the call's own context can make these modes work.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -231,3 +232,93 @@ def test_two_accounts_of_one_tenant_side_by_side_each_kubeconfig_served_its_own(
     assert rig.browser_launches() == 2
     profiles = rig.status()["profiles"]
     assert sorted(p["account"] for p in profiles) == sorted([alice.upn, ADMIN.upn])
+
+
+class _ConnectProxy:
+    """An HTTPS proxy (CONNECT only) on 127.0.0.1 that records which host:port each tunnel was for."""
+
+    def __init__(self) -> None:
+        self.tunnels: list[str] = []
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._tunnel, args=(client,), daemon=True).start()
+
+    def _tunnel(self, client: socket.socket) -> None:
+        with client:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = client.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            method, target = head.split(b" ", 2)[:2]
+            if method != b"CONNECT":
+                client.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+                return
+            self.tunnels.append(target.decode())
+            host, port = target.decode().rsplit(":", 1)
+            with socket.create_connection((host, int(port)), timeout=30) as upstream:
+                client.sendall(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                self._pipe(client, upstream)
+
+    @staticmethod
+    def _pipe(a: socket.socket, b: socket.socket) -> None:
+        def one_way(src: socket.socket, dst: socket.socket) -> None:
+            try:
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                with contextlib.suppress(OSError):
+                    dst.shutdown(socket.SHUT_WR)
+
+        other = threading.Thread(target=one_way, args=(b, a), daemon=True)
+        other.start()
+        one_way(a, b)
+        other.join(30)
+
+    def close(self) -> None:
+        self._sock.close()
+        self._thread.join(5)
+
+
+def test_a_proxy_in_one_user_entrys_exec_env_is_used_for_that_profile_only(
+    erig: Rig, reaped: list[subprocess.Popen[bytes]]  # noqa: F811
+) -> None:
+    other_sp = "9b1f2e3d-4c5b-4a69-8877-66554433aa01"
+    erig.authority.register_client_secret(SP_ID, SECRET)
+    erig.authority.register_client_secret(other_sp, SECRET)
+    proxy = _ConnectProxy()
+    try:
+        reaped.append(_start_daemon_without(erig))
+        authority = erig.authority.url.removeprefix("https://")
+        # Profile A: its kubeconfig's exec.env sends the identity provider through the proxy.
+        erig.write_kubeconfig("spn")
+        _set_client_id(erig, SP_ID)
+        _exec_env(erig, AZURE_CLIENT_SECRET=SECRET, HTTPS_PROXY=proxy.url, NO_PROXY="")
+        proc = erig.kubectl("get", "pods")
+        assert proc.returncode == 0, proc.stderr.decode()
+        assert authority in proxy.tunnels
+        seen = len(proxy.tunnels)
+        # Profile B, same daemon, no proxy in its exec.env: its requests go direct.
+        erig.write_kubeconfig("spn")
+        _set_client_id(erig, other_sp)
+        _exec_env(erig, AZURE_CLIENT_SECRET=SECRET)
+        proc = erig.kubectl("get", "pods")
+        assert proc.returncode == 0, proc.stderr.decode()
+        assert len(proxy.tunnels) == seen
+        assert erig.authority.counts["token.client_credentials"] == 2
+    finally:
+        proxy.close()
