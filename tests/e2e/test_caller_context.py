@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import certifi
 import pytest
 
 from shim.main import FORWARDED_ENV, is_forwarded
@@ -322,3 +323,20 @@ def test_a_proxy_in_one_user_entrys_exec_env_is_used_for_that_profile_only(
         assert erig.authority.counts["token.client_credentials"] == 2
     finally:
         proxy.close()
+
+
+def test_the_ca_bundle_of_the_user_entrys_exec_env_is_the_trust_for_that_profile(
+    erig: Rig, reaped: list[subprocess.Popen[bytes]]  # noqa: F811
+) -> None:
+    erig.authority.register_client_secret(SP_ID, SECRET)
+    reaped.append(_start_daemon_without(erig))  # the daemon itself trusts the test CA
+    erig.write_kubeconfig("spn")
+    _set_client_id(erig, SP_ID)
+    system_only = certifi.where()  # public roots only: no test CA in it
+    _exec_env(erig, AZURE_CLIENT_SECRET=SECRET, REQUESTS_CA_BUNDLE=system_only, SSL_CERT_FILE=system_only)
+    proc = erig.kubectl("get", "pods")
+    assert proc.returncode != 0 and b"TLS verification failed" in proc.stderr, proc.stderr.decode()
+    assert erig.authority.counts["token.client_credentials"] == 0
+    _exec_env(erig, AZURE_CLIENT_SECRET=SECRET)  # kubectl's own bundle (the rig's, with the test CA)
+    proc = erig.kubectl("get", "pods")
+    assert proc.returncode == 0, proc.stderr.decode()
