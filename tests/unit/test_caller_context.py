@@ -273,3 +273,38 @@ def test_msi_on_arc_with_an_endpoint_the_daemon_does_not_have_says_where_to_star
 
 def test_status_states_are_an_enum_that_serialises_as_before() -> None:
     assert json.dumps({"state": ProfileStatus.SIGN_IN_REQUIRED}) == '{"state": "sign_in_required"}'
+
+
+@pytest.mark.parametrize("during", ["refresh", "sign_in"])
+def test_logout_wins_over_a_flight_still_running(during: str) -> None:
+    import threading
+
+    clock = FakeClock()
+    source = FakeSource(clock)
+    submit = ThreadSubmit()
+    service = TokenService(source=source, clock=clock, submit=submit, rand=lambda: 0.5)
+    try:
+        p = profile()
+        gate = threading.Event()
+        if during == "refresh":
+            source.signed_in = True
+            service.get_token(p, NO_CONTEXT, person_present=False).result(5)
+            source.silent_gate = gate
+            running = service.refresh(p.key)
+            _wait(lambda: len(source.silent_calls) == 2)
+        else:
+            source.sign_in_gate = gate
+            running = service.login(p, RequestContext({}, "/", Secrets(password="pw")))
+            _wait(lambda: source.sign_in_calls == 1)
+        service.logout(p.key)
+        after = service.get_token(p, NO_CONTEXT, person_present=False)  # a new flight, not the void one
+        gate.set()
+        with pytest.raises(LoginRequired, match="signed out"):
+            running.result(5)
+        with pytest.raises(LoginRequired):
+            after.result(5)
+        assert service.cached(p) is None
+        assert [v.state for v in service.snapshot()] == [ProfileStatus.SIGN_IN_REQUIRED]
+        assert source.signed_out == [p]
+    finally:
+        submit.close()
