@@ -122,8 +122,9 @@ class Handler:
                 send(framing.progress(note))
             person = info.interactive if info.interactive is not None else request.get("stdin_tty") is True
             context = RequestContext(env, cwd, parsed.secrets)
+            relay = self._relay(send, said=frozenset(parsed.notes))
             token = await self._await(self.service.get_token(profile, context, person_present=person,
-                                                             progress=self._relay(send)))
+                                                             progress=relay))
         send(self._credential_line(info.api_version, token))
 
     async def _op_login(self, request: dict[str, Any], send: Send) -> None:
@@ -179,11 +180,14 @@ class Handler:
         return parsed
 
     @staticmethod
-    def _relay(send: Send) -> Callable[[str], None]:
+    def _relay(send: Send, said: frozenset[str] = frozenset()) -> Callable[[str], None]:
+        """Progress lines to this caller, from the flight's thread; a line it was told already (a note
+        such as the --insecure-skip-tls-verify warning, which the sign-in repeats) is not said twice."""
         loop = asyncio.get_running_loop()
 
         def relay(message: str) -> None:
-            loop.call_soon_threadsafe(send, framing.progress(message))
+            if message not in said:
+                loop.call_soon_threadsafe(send, framing.progress(message))
 
         return relay
 

@@ -308,3 +308,14 @@ def test_logout_wins_over_a_flight_still_running(during: str) -> None:
         assert source.signed_out == [p]
     finally:
         submit.close()
+
+
+def test_the_insecure_warning_reaches_kubectl_once_per_sign_in(
+    served: tuple[Handler, FakeSource, TokenService],
+) -> None:
+    handler, source, _service = served
+    source.signed_in = False
+    source.sign_in_message = INSECURE_WARNING  # what the OIDC source says as its sign-in starts
+    replies = _ask(handler, op="exec", argv=[*OIDC, "--insecure-skip-tls-verify"], stdin_tty=True)
+    progress = [r["message"] for r in replies if r["type"] == "progress"]
+    assert progress.count(INSECURE_WARNING) == 1 and replies[-1]["type"] == "credential"
