@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from broker import __version__
 from broker.core.clock import SystemClock
 from broker.core.errors import KubetrayError
-from broker.core.model import Profile, SecretBag
 from broker.core.policy import Policy
 from broker.core.ports import Clock, SecretStore, TokenSource
 from broker.core.scheduler import RefreshScheduler
@@ -79,11 +78,10 @@ def build_daemon(
     """Assemble a daemon listening at ``paths.socket`` (the caller has checked nobody else is)."""
     clock = clock or SystemClock()
     stopping = threading.Event()
-    secrets = SecretBag()  # client secrets and passwords the shims pass: daemon memory only
     if source is None:
         from broker.sources.router import build_router
 
-        source = build_router(store, clock, secrets, stopping=stopping,
+        source = build_router(store, clock, stopping=stopping,
                               os_broker_default=os.environ.get("KUBETRAY_OS_BROKER") == "1")
     executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="kubetray-flight")
     service = TokenService(
@@ -95,15 +93,12 @@ def build_daemon(
     unix.secure_runtime_dir(paths.runtime_dir)
     listener = unix.listen(paths.socket)
 
-    def sign_out(profile: Profile) -> None:
-        source.sign_out(profile)
-
     # "tray" is present from the start, so the IPC thread never sees the dict change size.
     info: dict[str, object] = {"socket": paths.socket, "keyring": keyring_name, "log_dir": paths.log_dir,
                                "tray": "headless"}
     handler = Handler(
         service=service, version=__version__, info=info,
-        on_shutdown=stopping.set, on_logout=sign_out, secrets=secrets,
+        on_shutdown=stopping.set,
     )
     server = IpcServer(listener, handler, unix.peer_is_owner, limits or Limits())
     return Daemon(paths, service, scheduler, server, executor, stopping, lock, info)

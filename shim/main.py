@@ -19,8 +19,35 @@ _ESCAPES[ord("\\")] = "\\\\"
 # Arguments undecodable as UTF-8 arrive as lone surrogates (surrogateescape); JSON can carry them.
 _ESCAPES.update({i: f"\\u{i:04x}" for i in range(0xDC80, 0xDD00)})
 
-# Environment variables the daemon may need to interpret the arguments as kubelogin would.
-_FORWARDED_ENV_PREFIXES = ("AAD_", "AZURE_", "KUBELOGIN_")
+# The caller's environment the daemon needs to act as kubelogin would inside kubectl's (exec.env merged
+# over it): exactly what Azure kubelogin, azidentity and int128/kubelogin read, and nothing else, so no
+# unrelated secret of the shell (AZURE_OPENAI_API_KEY, …) ever leaves this process. docs/protocol.md
+# lists and explains each; the daemon filters by the same list.
+FORWARDED_ENV = frozenset((
+    # kubelogin's overrides (AAD_* by prefix below) and the Azure SDK's names kubelogin reads
+    "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH",
+    "AZURE_CLIENT_CERTIFICATE_PASSWORD", "AZURE_TENANT_ID", "AZURE_AUTHORITY_HOST",
+    "AZURE_FEDERATED_TOKEN_FILE", "AZURE_USERNAME", "AZURE_PASSWORD",
+    # the Azure CLI (azurecli): whose sign-in it uses, how long it may take, where it is found
+    "AZURE_CONFIG_DIR", "AZURE_CLI_TIMEOUT", "PATH",
+    # managed identity (App Service, Functions, Service Fabric, Arc, Cloud Shell, the IMDS endpoint)
+    "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT", "MSI_ENDPOINT", "MSI_SECRET",
+    "IMDS_ENDPOINT", "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+    # --use-azurerm-env-vars (Terraform's names), Azure Pipelines and GitHub Actions federation
+    "ARM_CLIENT_ID", "ARM_CLIENT_SECRET", "ARM_CLIENT_CERTIFICATE_PATH", "ARM_CLIENT_CERTIFICATE_PASSWORD",
+    "ARM_TENANT_ID", "AZURESUBSCRIPTION_CLIENT_ID", "AZURESUBSCRIPTION_TENANT_ID",
+    "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID", "SYSTEM_ACCESSTOKEN", "SYSTEM_OIDCREQUESTURI",
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_URL",
+    # the network the caller meant: proxies (both spellings) and the CA bundle
+    "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
+))
+FORWARDED_ENV_PREFIXES = ("AAD_",)
+
+
+def is_forwarded(name: str) -> bool:
+    """Whether the daemon may see this variable of the caller's (shared with the daemon's filter)."""
+    return name in FORWARDED_ENV or name.startswith(FORWARDED_ENV_PREFIXES)
 
 
 def _q(text: str) -> str:
@@ -31,7 +58,9 @@ def encode_request(argv: "list[str]", environ: "dict[str, str]") -> bytes:
     """The ``exec`` request line, JSON written by hand (see module docstring)."""
     info = environ.get("KUBERNETES_EXEC_INFO")
     env = ",".join(
-        _q(k) + ":" + _q(v) for k, v in environ.items() if k.startswith(_FORWARDED_ENV_PREFIXES)
+        _q(k) + ":" + _q(v)
+        for k, v in environ.items()
+        if k in FORWARDED_ENV or k.startswith(FORWARDED_ENV_PREFIXES)
     )
     try:
         cwd = os.getcwd()
