@@ -25,6 +25,7 @@ from broker.core.service import TokenService
 from broker.ipc import instance, unix
 from broker.ipc.handler import Handler
 from broker.ipc.server import IpcServer, Limits
+from broker.process import network
 from broker.process.paths import Paths
 from broker.store.profile_registry import JsonProfileRegistry
 
@@ -100,7 +101,7 @@ def build_daemon(
 
     # "tray" is present from the start, so the IPC thread never sees the dict change size.
     info: dict[str, object] = {"socket": paths.socket, "keyring": keyring_name, "log_dir": paths.log_dir,
-                               "tray": "headless"}
+                               "tray": "headless", "network": network.defaults(os.environ)}
     handler = Handler(
         service=service, version=__version__, info=info,
         on_shutdown=stopping.set, on_logout=sign_out, secrets=secrets,

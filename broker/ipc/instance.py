@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
@@ -21,7 +20,7 @@ class InstanceLock:
         self._fd: int | None = None
 
     def try_acquire(self) -> bool:
-        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -36,11 +35,35 @@ class InstanceLock:
             self._fd = None
 
 
+class ForeignPeer(PermissionError):
+    """Something answers on the socket, but the kernel says it is not our user's; nothing was sent."""
+
+
+def connect(path: str, timeout: float | None) -> socket.socket:
+    """A socket connected to the daemon at ``path``, proven to run as us before anything is sent.
+
+    As the shim does (shim.main.connect): the directory must be ours and private, and the peer's uid
+    comes from the kernel. Raises ForeignPeer (a PermissionError) for either, OSError otherwise.
+    """
+    problem = wire.check_dir(wire.split_socket_path(path)[0])
+    if problem:
+        raise ForeignPeer(problem)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        wire.unix_call(sock.connect, path)
+        problem = wire.foreign_peer(sock.getsockopt)
+        if problem:
+            raise ForeignPeer(f"{problem}; nothing was sent. Remove it (`rm {path}`) and try again")
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def request(path: str, op: str, *, timeout: float | None = 5.0, **fields: Any) -> Iterator[dict[str, Any]]:
     """Send one request and yield its reply lines as dicts (the last is the final one)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(path)
+    with connect(path, timeout) as sock:
         sock.sendall(json.dumps({"v": wire.PROTOCOL_VERSION, "op": op, **fields}).encode() + b"\n")
         with sock.makefile("rb") as replies:
             for line in replies:
@@ -48,9 +71,15 @@ def request(path: str, op: str, *, timeout: float | None = 5.0, **fields: Any) -
 
 
 def probe(path: str, timeout: float = 2.0) -> dict[str, Any] | None:
-    """The running daemon's pong (pid, version), or None if nothing answers at ``path``."""
-    with contextlib.suppress(OSError, ValueError):
+    """The running daemon's pong (pid, version), or None if nothing of ours answers at ``path``.
+
+    A foreign peer counts as nothing (ForeignPeer is an OSError): it is never sent a byte, and
+    ``request`` raises it with the reason when the caller goes on to ask for something.
+    """
+    try:
         for reply in request(path, "ping", timeout=timeout):
             if reply.get("type") == "pong":
                 return reply
+    except (OSError, ValueError):
+        pass
     return None

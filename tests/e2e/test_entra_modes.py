@@ -229,7 +229,10 @@ def test_managed_identity_through_an_app_service_endpoint(erig: Rig) -> None:
     thread.start()
     try:
         erig.env.update(IDENTITY_ENDPOINT=f"http://127.0.0.1:{server.server_port}/msi/token",
-                        IDENTITY_HEADER=server.header)
+                        IDENTITY_HEADER=server.header,
+                        # the daemon reads the endpoint from its own environment, which the shim now builds
+                        # from an allowlist: let these two through (per-call forwarding replaces this)
+                        KUBETRAY_DAEMON_ENV=erig.env["KUBETRAY_DAEMON_ENV"] + ",IDENTITY_ENDPOINT,IDENTITY_HEADER")
         _kubeconfig(erig, "msi")
         _ok(erig)
         _ok(erig)
