@@ -126,7 +126,10 @@ def run(*, detach: bool = False, foreground_log: bool = False, headless: bool = 
         unix.secure_runtime_dir(paths.runtime_dir)
     except KubetrayError as exc:
         return _refuse(exc.message)
-    running = instance.probe(paths.socket)
+    try:
+        running = instance.probe(paths.socket)
+    except instance.ForeignPeer as exc:
+        return _refuse(f"refusing to use the broker socket: {exc}")
     if running:
         print(f"kubetray is already running (pid {running.get('pid')}, socket {paths.socket})")
         return 0

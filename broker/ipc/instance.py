@@ -71,15 +71,16 @@ def request(path: str, op: str, *, timeout: float | None = 5.0, **fields: Any) -
 
 
 def probe(path: str, timeout: float = 2.0) -> dict[str, Any] | None:
-    """The running daemon's pong (pid, version), or None if nothing of ours answers at ``path``.
+    """The running daemon's pong (pid, version), or None if nothing answers at ``path``.
 
-    A foreign peer counts as nothing (ForeignPeer is an OSError): it is never sent a byte, and
-    ``request`` raises it with the reason when the caller goes on to ask for something.
+    Raises ForeignPeer when what answers is not ours, or its directory is not (it was sent nothing).
     """
     try:
         for reply in request(path, "ping", timeout=timeout):
             if reply.get("type") == "pong":
                 return reply
+    except ForeignPeer:
+        raise
     except (OSError, ValueError):
         pass
     return None
