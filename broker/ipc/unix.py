@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 
 from broker.core.errors import InsecureRuntimeDir
 from broker.ipc import peercred
@@ -33,17 +34,14 @@ def secure_runtime_dir(path: str) -> None:
         raise InsecureRuntimeDir(problem)
 
 
-def open_private(path: str, flags: int) -> int:
-    """Open a file of the daemon's in its runtime directory: never through a link, mode 0600."""
-    return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-
-
 def listen(path: str, backlog: int = 512) -> socket.socket:
     """Bind a fresh socket at ``path`` (0600 from the start: no window where others could connect).
 
     A path too long for sockaddr_un (a deep home directory) is bound through its directory's
     descriptor (shim.wire.unix_call), as the shim connects to it.
     """
+    if sys.platform == "win32":
+        raise OSError("the Unix socket transport is POSIX-only; Windows serves a named pipe")
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)  # the caller has established that nobody answers on it
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -67,6 +65,8 @@ def peer_uid(sock: socket.socket) -> int | None:
 
 def peer_is_owner(sock: socket.socket) -> bool:
     """Only the daemon's own user may ask it for tokens (root included: root gets its own daemon)."""
+    if sys.platform == "win32":
+        return False
     try:
         uid = peer_uid(sock)
     except (OSError, peercred.PeerCredError):

@@ -7,6 +7,7 @@ as on an SSH host without pam_systemd. Real kubectl runs the victim's shim.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -102,10 +103,8 @@ def victim() -> Iterator[Victim]:
         yield Victim(uid, home, precious)
     finally:
         for pid in _procs_of(uid):  # a daemon the victim's shim may have started: ours, by pid
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         shutil.rmtree(home, ignore_errors=True)
         shutil.rmtree(f"/tmp/kubetray-{uid}", ignore_errors=True)
 

@@ -149,3 +149,21 @@ def test_the_peer_must_be_us() -> None:
         raise OSError(95, "Operation not supported")
 
     assert "Operation not supported" in (wire.foreign_peer(broken) or "")
+
+
+def test_on_windows_the_pipe_read_is_bounded_by_polling_with_a_fake_clock() -> None:
+    from shim import winpipe
+
+    now = [0.0]
+    naps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        naps.append(seconds)
+        now[0] += seconds
+
+    with pytest.raises(TimeoutError):
+        winpipe.wait_readable(lambda: 0, 1.0, monotonic=lambda: now[0], sleep=sleep)
+    assert 0.99 <= now[0] <= 1.05 and len(naps) >= 50
+    answers = iter([0, 0, 7])
+    winpipe.wait_readable(lambda: next(answers), 1.0, monotonic=lambda: now[0], sleep=sleep)  # data: returns
+    winpipe.wait_readable(lambda: None, 1.0, monotonic=lambda: now[0], sleep=sleep)  # broken: ReadFile says so
