@@ -81,7 +81,7 @@ def _private(path: str) -> bool:
 HOME_FALLBACK = "/.cache/" + APP_NAME + "/run"
 
 
-def runtime_dir() -> str:
+def runtime_dir(platform: str = sys.platform) -> str:
     """The per-user directory holding the socket, the start lock and the start log.
 
     With a usable XDG runtime directory (``$XDG_RUNTIME_DIR``, else ``/run/user/<uid>``: a real
@@ -93,14 +93,14 @@ def runtime_dir() -> str:
     override = getenv("KUBETRAY_RUNTIME_DIR")
     if override:
         return override
-    if sys.platform == "win32":
+    if platform == "win32":
         local = getenv("LOCALAPPDATA") or _home() + "\\AppData\\Local"
         return local + "\\" + APP_NAME + "\\" + APP_NAME + "\\Temp"
-    if sys.platform == "darwin":
+    if platform == "darwin":
         return _home() + "/Library/Caches/TemporaryItems/" + APP_NAME
     base = getenv("XDG_RUNTIME_DIR").strip()
     if not base:
-        if sys.platform.startswith(("freebsd", "openbsd", "netbsd")):
+        if platform.startswith(("freebsd", "openbsd", "netbsd")):
             base = "/var/run/user/%d" % _uid()
         else:
             base = "/run/user/%d" % _uid()
@@ -109,10 +109,10 @@ def runtime_dir() -> str:
     return _home().rstrip("/") + HOME_FALLBACK
 
 
-def socket_path() -> str:
+def socket_path(platform: str = sys.platform) -> str:
     """Where the daemon listens. KUBETRAY_SOCKET overrides (tests, unusual setups)."""
-    sep = "\\" if sys.platform == "win32" else "/"
-    return getenv("KUBETRAY_SOCKET") or runtime_dir() + sep + SOCKET_NAME
+    sep = "\\" if platform == "win32" else "/"
+    return getenv("KUBETRAY_SOCKET") or runtime_dir(platform) + sep + SOCKET_NAME
 
 
 def check_dir(path: str) -> "str | None":

@@ -167,3 +167,15 @@ def test_on_windows_the_pipe_read_is_bounded_by_polling_with_a_fake_clock() -> N
     answers = iter([0, 0, 7])
     winpipe.wait_readable(lambda: next(answers), 1.0, monotonic=lambda: now[0], sleep=sleep)  # data: returns
     winpipe.wait_readable(lambda: None, 1.0, monotonic=lambda: now[0], sleep=sleep)  # broken: ReadFile says so
+
+
+def test_the_runtime_directory_per_os(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("KUBETRAY_RUNTIME_DIR", "KUBETRAY_SOCKET", "XDG_RUNTIME_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", "/Users/ann")
+    monkeypatch.setenv("LOCALAPPDATA", "C:\\Users\\ann\\AppData\\Local")
+    assert wire.socket_path("win32") == "C:\\Users\\ann\\AppData\\Local\\kubetray\\kubetray\\Temp\\kubetray.sock"
+    assert wire.socket_path("darwin") == "/Users/ann/Library/Caches/TemporaryItems/kubetray/kubetray.sock"
+    # no /run/user/<uid> for this test's uid base: the private directory under HOME, on Linux and the BSDs
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "/nonexistent-kubetray-test")
+    assert wire.runtime_dir("linux") == wire.runtime_dir("freebsd14") == "/Users/ann/.cache/kubetray/run"
