@@ -165,7 +165,7 @@ def split_socket_path(path: str) -> "tuple[str, str]":
 MAX_SUN_PATH = 107 if sys.platform.startswith("linux") else 103
 
 
-def unix_call(call: "Callable[[str], None]", path: str) -> None:
+def unix_call(call: "Callable[[str], None]", path: str, platform: str = sys.platform) -> None:
     """``call(address)`` (a socket's connect or bind) for ``path``, however long the path is.
 
     Linux: a long path is reached as ``/proc/self/fd/<dir fd>/<name>``, which the kernel resolves
@@ -179,7 +179,7 @@ def unix_call(call: "Callable[[str], None]", path: str) -> None:
     flags = _os.O_RDONLY | getattr(_os, "O_DIRECTORY", 0) | getattr(_os, "O_CLOEXEC", 0)
     fd = _os.open(directory, flags)
     try:
-        if sys.platform.startswith("linux"):
+        if platform.startswith("linux"):
             call("/proc/self/fd/%d/%s" % (fd, name))
             return
         here = _os.open(".", flags)

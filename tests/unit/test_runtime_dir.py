@@ -165,3 +165,16 @@ def test_the_daemon_lock_never_follows_a_link(tmp_path: Path) -> None:
     assert lock.try_acquire()
     lock.release()
     assert os.stat(rundir / "daemon.lock").st_mode & 0o777 == 0o600
+
+
+def test_the_macos_way_to_a_long_path_moves_the_working_directory_and_back(tmp_path: Path) -> None:
+    deep = _private(tmp_path / ("m" * 70) / ("n" * 40))
+    path = str(deep / "kubetray.sock")
+    here = os.getcwd()
+    seen: list[tuple[str, str]] = []
+    wire.unix_call(lambda address: seen.append((address, os.getcwd())), path, platform="darwin")
+    assert seen == [("kubetray.sock", str(deep))]  # a short relative name, resolved in the checked directory
+    assert os.getcwd() == here
+    with socket.socket(socket.AF_UNIX) as listener:
+        wire.unix_call(listener.bind, path, platform="darwin")  # and it really binds there
+        assert os.path.exists(path)
