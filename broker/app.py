@@ -24,6 +24,7 @@ from broker.core.service import TokenService
 from broker.ipc import instance, unix
 from broker.ipc.handler import Handler
 from broker.ipc.server import IpcServer, Limits
+from broker.process import network
 from broker.process.paths import Paths
 from broker.store.profile_registry import JsonProfileRegistry
 
@@ -95,7 +96,7 @@ def build_daemon(
 
     # "tray" is present from the start, so the IPC thread never sees the dict change size.
     info: dict[str, object] = {"socket": paths.socket, "keyring": keyring_name, "log_dir": paths.log_dir,
-                               "tray": "headless"}
+                               "tray": "headless", "network": network.defaults(os.environ)}
     handler = Handler(
         service=service, version=__version__, info=info,
         on_shutdown=stopping.set,
@@ -120,7 +121,10 @@ def run(*, detach: bool = False, foreground_log: bool = False, headless: bool = 
         unix.secure_runtime_dir(paths.runtime_dir)
     except KubetrayError as exc:
         return _refuse(exc.message)
-    running = instance.probe(paths.socket)
+    try:
+        running = instance.probe(paths.socket)
+    except instance.ForeignPeer as exc:
+        return _refuse(f"refusing to use the broker socket: {exc}")
     if running:
         print(f"kubetray is already running (pid {running.get('pid')}, socket {paths.socket})")
         return 0

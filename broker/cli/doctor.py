@@ -126,7 +126,11 @@ def _launcher_path() -> str:
 
 
 def check_daemon(ctx: _Context) -> Result:
-    pong = instance.probe(ctx.paths.socket)
+    try:
+        pong = instance.probe(ctx.paths.socket)
+    except instance.ForeignPeer as exc:  # nothing was sent to it
+        return Result("daemon", FAIL, f"refusing to use {ctx.paths.socket}: {exc}",
+                      "fix what the socket directory check says, then run kubectl again")
     if pong is None:
         return Result("daemon", FAIL, f"nothing answers on {ctx.paths.socket}",
                       "run `kubetray run` (or any kubectl command starts it); its log says why it stopped")

@@ -200,6 +200,11 @@ def _print_status(doc: dict[str, Any]) -> None:
     print(f"keyring: {doc.get('keyring')}")
     if doc.get("tray"):
         print(f"tray:    {doc['tray']}")
+    net = doc.get("network") or {}
+    if net:
+        values = ", ".join(f"{k}={v}" for k, v in (net.get("variables") or {}).items())
+        values = values or "no proxy or CA variables (direct, system CAs)"
+        print(f"network: {values}; from {net.get('source')}")
     profiles = doc.get("profiles") or []
     if not profiles:
         print("profiles: none yet (they appear after the first kubectl call)")
