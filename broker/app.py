@@ -18,7 +18,6 @@ from broker import __version__
 from broker.core.clock import SystemClock
 from broker.core.deferred import DeferredSource
 from broker.core.errors import KubetrayError
-from broker.core.model import Profile, SecretBag
 from broker.core.policy import Policy
 from broker.core.ports import Clock, SecretStore, TokenSource
 from broker.core.scheduler import RefreshScheduler
@@ -27,6 +26,7 @@ from broker.ipc import instance
 from broker.ipc import transport as transports
 from broker.ipc.handler import Handler
 from broker.ipc.server import Limits
+from broker.process import network
 from broker.process.paths import Paths
 from broker.store.profile_registry import JsonProfileRegistry
 
@@ -100,11 +100,10 @@ def build_daemon(
     """
     clock = clock or SystemClock()
     stopping = threading.Event()
-    secrets = SecretBag()  # client secrets and passwords the shims pass: daemon memory only
     transport = transport or transports.select()
     # "tray" is present from the start, so the IPC thread never sees the dict change size.
     info: dict[str, object] = {"socket": paths.socket, "keyring": keyring_name or "opening",
-                               "log_dir": paths.log_dir, "tray": "headless"}
+                               "log_dir": paths.log_dir, "tray": "headless", "network": network.defaults(os.environ)}
     loading: DeferredSource | None = None
     if source is None:
         def make_source() -> TokenSource:
@@ -120,7 +119,7 @@ def build_daemon(
                 opened = store if opening is None else opening.result()
             assert opened is not None
             info["keyring"] = keyring_name or opened.describe()
-            return build_router(opened, clock, secrets, stopping=stopping,
+            return build_router(opened, clock, stopping=stopping,
                                 os_broker_default=os.environ.get("KUBETRAY_OS_BROKER") == "1")
 
         if open_store is None:
@@ -143,14 +142,9 @@ def build_daemon(
     scheduler = RefreshScheduler(service, clock)
     service.on_change = scheduler.poke
     transport.prepare(paths.runtime_dir)
-    bound_source = source
-
-    def sign_out(profile: Profile) -> None:
-        bound_source.sign_out(profile)
-
     handler = Handler(
         service=service, version=__version__, info=info,
-        on_shutdown=stopping.set, on_logout=sign_out, secrets=secrets,
+        on_shutdown=stopping.set,
     )
     server = transport.bind(transport.endpoint(paths.socket), handler, limits or Limits())
     return Daemon(paths, service, scheduler, server, executor, stopping, lock, info, loading)

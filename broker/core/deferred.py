@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 
 from broker.core.errors import KubetrayError
-from broker.core.model import Profile, Token
+from broker.core.model import Profile, RequestContext, Token
 from broker.core.ports import Progress, TokenSource
 
 log = logging.getLogger(__name__)
@@ -65,11 +65,13 @@ class DeferredSource:
             raise self._error or KubetrayError("kubetray's sign-in sources did not load")
         return self._source
 
-    def acquire_silent(self, profile: Profile, *, force_refresh: bool, account_id: str = "") -> Token:
-        return self._ready().acquire_silent(profile, force_refresh=force_refresh, account_id=account_id)
+    def acquire_silent(
+        self, profile: Profile, context: RequestContext, *, force_refresh: bool, account_id: str = ""
+    ) -> Token:
+        return self._ready().acquire_silent(profile, context, force_refresh=force_refresh, account_id=account_id)
 
-    def sign_in(self, profile: Profile, progress: Progress) -> Token:
-        return self._ready().sign_in(profile, progress)
+    def sign_in(self, profile: Profile, context: RequestContext, progress: Progress) -> Token:
+        return self._ready().sign_in(profile, context, progress)
 
     def sign_out(self, profile: Profile) -> None:
         self._ready().sign_out(profile)

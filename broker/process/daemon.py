@@ -51,7 +51,10 @@ def run(*, detach: bool = False, foreground_log: bool = False, headless: bool = 
         return _refuse(exc.message)
     from broker.ipc import instance
 
-    running = instance.probe(paths.socket)  # over the socket or the pipe, the client checks who answers
+    try:
+        running = instance.probe(paths.socket)  # over the socket or the pipe, the client checks who answers
+    except instance.ForeignPeer as exc:
+        return _refuse(f"refusing to use the broker socket: {exc}")
     if running:
         print(f"kubetray is already running (pid {running.get('pid')}, {transport.endpoint(paths.socket)})")
         return 0

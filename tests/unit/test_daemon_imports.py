@@ -1,7 +1,9 @@
 """The daemon answers on its endpoint before msal, requests, keyring, pystray, PIL or ruamel are imported.
 
 Run in a fresh interpreter (the test process has imported everything already): build the daemon the way
-`kubetray run` does, with a keyring opener that waits, ping it, and list what was imported by then.
+`kubetray run` does, hold every heavy import (and the keyring opener) until it has answered a ping, and
+list what was imported by then. The loader imports msal in parallel by design; holding the imports makes
+"answering needs none of them" a fact the test can check without a race.
 """
 
 from __future__ import annotations
@@ -18,6 +20,21 @@ HEAVY = ("msal", "requests", "keyring", "pystray", "PIL", "ruamel", "jwt", "cryp
 
 _PROBE = r"""
 import json, sys, threading
+
+heavy = set(json.loads(sys.argv[3]))
+release = threading.Event()
+
+
+class HoldHeavyImports:
+    # Holds every import of a heavy package until the endpoint has answered: if answering needed one, the
+    # ping would wait for it and time out, and the heavy module would be in sys.modules.
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in heavy:
+            release.wait(30)
+        return None
+
+
+sys.meta_path.insert(0, HoldHeavyImports())
 from broker.cli import main as cli_main  # what `python -m broker run` imports first
 from broker import app
 from broker.ipc import instance
@@ -25,20 +42,22 @@ from broker.process.paths import Paths
 
 runtime = sys.argv[1]
 paths = Paths(runtime_dir=runtime, socket=runtime + "/kubetray.sock", state_dir=sys.argv[2], log_dir=sys.argv[2])
-release = threading.Event()
+
 
 def open_store():
     release.wait(30)
     raise app.KubetrayError("the test's keyring opener")
 
+
 daemon = app.build_daemon(paths, open_store=open_store)
 daemon.start()
-pong = instance.probe(paths.socket)
-heavy = sorted({name.split(".")[0] for name in sys.modules} & set(json.loads(sys.argv[3])))
+pong = instance.probe(paths.socket, timeout=10)
+loaded = sorted({name.split(".")[0] for name in sys.modules} & heavy)
 release.set()
-daemon.loading.wait(10)
+daemon.loading.wait(30)
+daemon.stopping.wait(10)
 daemon.stop()
-print(json.dumps({"pong": bool(pong), "heavy": heavy, "error": daemon.loading.error.message}))
+print(json.dumps({"pong": bool(pong), "heavy": loaded, "error": daemon.loading.error.message}))
 """
 
 

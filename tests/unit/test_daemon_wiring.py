@@ -14,6 +14,7 @@ import pytest
 from broker import app
 from broker.core.deferred import DeferredSource
 from broker.core.errors import KubetrayError, StoreUnavailable
+from broker.core.model import RequestContext
 from broker.ipc.handler import Handler
 from broker.ipc.server import Limits
 from broker.process.paths import Paths
@@ -79,7 +80,7 @@ def test_the_deferred_source_delegates_once_loaded() -> None:
     assert not deferred.wait(0.01)  # still loading: callers wait
     gate.set()
     assert deferred.wait(10) and deferred.error is None
-    token = deferred.acquire_silent(profile(), force_refresh=True)
+    token = deferred.acquire_silent(profile(), RequestContext(), force_refresh=True)
     assert token.access_token == "tok-1" and real.silent_calls == [True]
 
 
