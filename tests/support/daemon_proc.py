@@ -19,7 +19,9 @@ def start(rig: Rig, sock: Path | None = None) -> subprocess.Popen[bytes]:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         try:
-            if sock.exists() and ask(sock, b'{"v":1,"op":"ping"}\n'):
+            # The daemon answers before its sign-in sources and keyring have loaded (the first kubectl after
+            # a restart waits less); tests that load it at once want it fully up, so wait for that too.
+            if sock.exists() and ask(sock, b'{"v":1,"op":"ping"}\n') and _loaded(sock):
                 return proc
         except OSError:
             pass  # bound but not listening yet, or a stale socket from a killed daemon
@@ -30,6 +32,11 @@ def start(rig: Rig, sock: Path | None = None) -> subprocess.Popen[bytes]:
     proc.kill()
     proc.communicate()
     raise AssertionError("daemon did not start")
+
+
+def _loaded(sock: Path) -> bool:
+    status = ask(sock, b'{"v":1,"op":"status"}\n')
+    return bool(status) and status[0].get("keyring") not in (None, "", "opening")
 
 
 def ask(path: Path, data: bytes, timeout: float = 5.0) -> list[dict[str, object]]:
