@@ -42,11 +42,6 @@ class Flight:
             _tell(listener, line)
         return self.future
 
-    def leave(self, listener: Progress) -> None:
-        with self._lock:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
     def progress(self, line: str) -> None:
         """Tell every waiting caller, now and later joiners, one line."""
         with self._lock:

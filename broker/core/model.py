@@ -88,13 +88,6 @@ class Profile:
             parts += [self.login, self.username, self.grant_type]
         return "msal-cache-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
-    @property
-    def needs_person(self) -> bool:
-        """True when a sign-in needs a person (browser or device code); otherwise it just acquires."""
-        if self.login == LOGIN_OIDC:
-            return self.grant_type in (GRANT_AUTHCODE, GRANT_DEVICE_CODE)
-        return self.login in PERSON_LOGINS
-
 
 @dataclass(frozen=True)
 class Token:

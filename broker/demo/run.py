@@ -129,11 +129,10 @@ def _stop(daemon: subprocess.Popen[bytes] | None, run_dir: str) -> None:
 
 def _forget(args: list[str]) -> None:
     """Delete the demo's token cache from the OS keyring (its name comes from the demo's authority)."""
+    from broker.app import build_store
     from broker.core.errors import KubetrayError
-    from broker.store import keyring_store
 
     try:
-        store = keyring_store.KeyringSecretStore(keyring_store.default_backend())
-        store.delete(parse_get_token(args).cache_name)
+        build_store(check=False).delete(parse_get_token(args).cache_name)
     except KubetrayError as exc:
         print(f"kubetray: could not remove the demo's keyring entry: {exc.message}", file=sys.stderr)

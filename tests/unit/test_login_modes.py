@@ -9,9 +9,9 @@ from collections.abc import Sequence
 import pytest
 
 from broker.core.errors import AuthError, InvalidArguments
-from broker.execplugin.kubelogin_args import parse_exec
 from broker.core.model import LOGIN_OIDC, Profile, SecretBag, Secrets
 from broker.core.state import ProfileState
+from broker.execplugin.kubelogin_args import parse_exec
 from broker.sources._azurecli import AzureCliSource
 from broker.sources._msal import app_options, use_os_broker
 from broker.sources._oidc import jwt_expiry
@@ -83,7 +83,6 @@ def test_modes_for_other_principals_get_their_own_key_and_cache() -> None:
     ropc = parse_exec([*BASE, "-l", "ropc", "--username", "u@example.test"]).profile
     assert len({interactive.key, spn.key, ropc.key}) == 3
     assert len({interactive.cache_name, spn.cache_name, ropc.cache_name}) == 3
-    assert interactive.needs_person and not spn.needs_person and not ropc.needs_person
 
 
 def test_secret_bag_keeps_the_last_non_empty_secrets() -> None:
