@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.support.readable import readable_copy
 from tests.support.session import IsolatedSession, keyring_available
 
 # --- Isolation: no test sees the real home directory or the real session bus ---------------------------
@@ -51,3 +54,16 @@ def desktop_session(isolated_environment: None) -> Iterator[IsolatedSession]:
         for variable, value in session.env.items():
             patch.setenv(variable, value)
         yield session
+
+
+# --- What a second uid runs: a world-readable copy (the checkout may sit in a 0700 home) ----------------
+
+
+@pytest.fixture(scope="session")
+def readable_tree() -> Iterator[Path]:
+    """broker/ and shim/ copied where any uid can read them; tests run them with ``other_user_python()``."""
+    root = readable_copy()
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -9,7 +9,6 @@ import os
 import socket
 import statistics
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.daemon_proc import ask, start, stop
+from tests.support.readable import other_user_python
 from tests.support.rig import Rig
 from tests.support.session import IsolatedSession
 
@@ -176,17 +176,15 @@ print("attached" if ok else f"refused errno {err}")
 """
 
 
-def test_other_processes_of_the_same_user_cannot_ptrace_the_daemon() -> None:
+def test_other_processes_of_the_same_user_cannot_ptrace_the_daemon(readable_tree: Path) -> None:
     """As an unprivileged user (root could attach anyway): a hardened process refuses, a plain one not."""
     if os.getuid() != 0:
         pytest.skip("needs root to switch to an unprivileged user")
-    root = str(Path(__file__).resolve().parents[2])
-    site = [p for p in sys.path if p.endswith("site-packages")]
     results = {}
-    for mode in ("plain", "harden"):
+    for mode in ("plain", "harden"):  # hardening is standard library only: the readable copy is enough
         proc = subprocess.run(
-            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
-             f"import sys; sys.path[:0] = {[root, *site]!r}\n" + _ATTACH, mode],
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", other_user_python(), "-I", "-c",
+             f"import sys; sys.path[:0] = {[str(readable_tree)]!r}\n" + _ATTACH, mode],
             capture_output=True, timeout=60, check=False, cwd="/",
         )
         assert proc.returncode == 0, proc.stderr.decode()
