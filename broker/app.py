@@ -63,10 +63,13 @@ class Daemon:
     info: dict[str, object] = field(default_factory=dict)  # shown by `kubetray status`
     _socket_ino: int = field(default=0, init=False)
 
-    def start(self) -> None:
+    def start(self, *, refresh_thread: bool = True) -> None:
+        """Serve. Without ``refresh_thread`` nothing refreshes by itself: a test moving a fake clock
+        calls ``scheduler.tick()`` where the thread would have woken up."""
         self._socket_ino = os.stat(self.paths.socket).st_ino
         self.service.restore()
-        self.scheduler.start()
+        if refresh_thread:
+            self.scheduler.start()
         self.server.start()
 
     def stop(self) -> None:

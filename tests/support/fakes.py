@@ -81,6 +81,29 @@ class ThreadSubmit:
         self.pool.shutdown(wait=True)
 
 
+class MemoryStore:
+    """SecretStore in a dict (the headless build's keyring in tests that do not need the real one)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def load(self, name: str) -> str | None:
+        with self._lock:
+            return self.values.get(name)
+
+    def save(self, name: str, value: str) -> None:
+        with self._lock:
+            self.values[name] = value
+
+    def delete(self, name: str) -> None:
+        with self._lock:
+            self.values.pop(name, None)
+
+    def describe(self) -> str:
+        return "memory (tests)"
+
+
 class MemoryRegistry:
     def __init__(self) -> None:
         self.records: list[dict[str, object]] = []
