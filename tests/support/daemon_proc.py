@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.support.rig import BIN, Rig
+from tests.support.rig import BIN, TRANSCRIPTS, Rig
 
 
 def start(rig: Rig, sock: Path | None = None) -> subprocess.Popen[bytes]:
@@ -44,10 +44,12 @@ def ask(path: Path, data: bytes, timeout: float = 5.0) -> list[dict[str, object]
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, wait; the daemon's stderr joins the captured output the leak check scans."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
     try:
-        proc.communicate(timeout=10)
+        _, err = proc.communicate(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
-        proc.communicate()
+        _, err = proc.communicate()
+    TRANSCRIPTS.append(err or b"")
