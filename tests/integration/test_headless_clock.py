@@ -8,6 +8,9 @@ One short real-time smoke of each stays in tests/e2e, through real kubectl.
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ import jwt
 import pytest
 
 from tests.support.headless import Headless, credential
+from tests.support.rig import SERVER_ID
 from tests.support.tls import TestCA
 
 
@@ -140,3 +144,67 @@ def test_a_restarted_daemon_refreshes_an_expired_id_token_msal_still_caches(make
     assert renewed != id_token
     assert h.authority.counts["sign_ins"] == 1
     assert h.authority.counts["token.refresh_token"] == 1
+
+
+_FAKE_AZ = '''#!{python}
+"""A stand-in Azure CLI: prints the token the test left in next.json, or az's error once logged out."""
+import os, sys
+here = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(here, "az.log"), "a") as log:
+    log.write(" ".join(sys.argv[1:]) + "\\n")
+if os.path.exists(os.path.join(here, "logged-out")):
+    sys.stderr.write("ERROR: Please run 'az login' to setup account.\\n")
+    sys.exit(1)
+with open(os.path.join(here, "next.json")) as f:
+    sys.stdout.write(f.read())
+'''
+
+
+def test_azurecli_is_served_no_longer_than_its_own_expiry_and_az_runs_only_when_needed(
+    make: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    h = make()
+    bin_dir = tmp_path / "az-bin"
+    bin_dir.mkdir()
+    az = bin_dir / "az"
+    az.write_text(_FAKE_AZ.format(python=sys.executable))
+    az.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")  # the daemon's PATH finds it
+    token = h.authority.issue_access_token(SERVER_ID, f"{SERVER_ID}/.default", lifetime=60)
+    expires_on = int(h.clock.now()) + 60
+    (bin_dir / "next.json").write_text(json.dumps({"accessToken": token, "expires_on": expires_on,
+                                                   "tenant": h.authority.tenant_id, "tokenType": "Bearer"}))
+
+    def az_calls() -> int:
+        return len((bin_dir / "az.log").read_text().splitlines())
+
+    assert _served(h, h.exec("azurecli")) == token
+    assert az_calls() == 1
+    for _ in range(5):  # ten seconds of kubectl calls: served from memory, az is not run again
+        h.advance(2)
+        assert _served(h, h.exec("azurecli")) == token
+    assert az_calls() == 1
+
+    (bin_dir / "logged-out").touch()  # `az logout`: from now on az refuses
+    serving_ends = expires_on - 15  # expirationTimestamp: a quarter of the 60-second lifetime early
+    last_served = 0.0
+    calls_in_window = calls_after_window = 0
+    for _ in range(80):
+        h.advance(1)
+        if h.clock.now() < serving_ends:
+            calls_in_window = az_calls() - 1  # the refresh ahead and its backed-off retries
+        else:
+            calls_after_window += 1  # each kubectl call may ask az once more (no token to serve from memory)
+        replies = h.exec("azurecli")
+        if any(r["type"] == "credential" for r in replies):
+            assert _served(h, replies) == token  # still valid on the clock (checked inside)
+            last_served = h.clock.now()
+            continue
+        errors = [r for r in replies if r["type"] == "error"]
+        assert errors and "az login" in errors[0]["message"], replies
+        break
+    else:
+        pytest.fail("kubetray kept serving the Azure CLI's token past its expiry")
+    assert last_served < expires_on  # never past the expiry az reported
+    assert 1 <= calls_in_window <= 3, calls_in_window  # refresh ahead, then backoff (≥ 5 s, ≥ 10 s): no storm
+    assert az_calls() <= 1 + calls_in_window + calls_after_window
