@@ -208,3 +208,20 @@ def test_azurecli_is_served_no_longer_than_its_own_expiry_and_az_runs_only_when_
     assert last_served < expires_on  # never past the expiry az reported
     assert 1 <= calls_in_window <= 3, calls_in_window  # refresh ahead, then backoff (≥ 5 s, ≥ 10 s): no storm
     assert az_calls() <= 1 + calls_in_window + calls_after_window
+
+
+def test_a_revoked_refresh_token_is_found_by_the_scheduled_refresh_and_a_sign_in_recovers(make: Any) -> None:
+    h = make(lifetime=60)
+    _sign_in(h)
+    h.authority.revoke_refresh_tokens()
+    for _ in range(40):  # the planned refresh (24-30 s) meets the revoked refresh token
+        h.advance(1)
+        if h.status()["profiles"][0]["state"] == "sign_in_required":
+            break
+    assert h.status()["profiles"][0]["state"] == "sign_in_required"
+    assert h.clock.now() - h.status()["profiles"][0]["last_refresh"] <= 31  # found at the refresh, not later
+    assert h.authority.counts["sign_ins"] == 1  # the scheduled refresh never opens a sign-in itself
+    login = h.ask({"op": "login", "all": True})  # `kubetray login`
+    assert [r["type"] for r in login if r["type"] != "progress"] == ["signed_in", "done"], login
+    _served(h, h.exec())
+    assert h.authority.counts["sign_ins"] == 2
