@@ -30,6 +30,7 @@ def _kubetray_entries() -> set[str]:
         connection.close()
 
 
+@pytest.mark.timeout(330)  # the demo's own run may take up to 300 s on a loaded machine
 @pytest.mark.parametrize("browser", [True, False], ids=["browser", "device-code"])
 def test_the_demo_signs_in_once_runs_kubectl_and_cleans_up(
     desktop_session: IsolatedSession, tmp_path: Path, browser: bool

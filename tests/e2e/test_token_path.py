@@ -101,6 +101,7 @@ def test_every_shipped_kubectl_version_gets_its_credential(rig: Rig, api_version
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(240)  # each kubectl may take up to 180 s while fifty start at once
 def test_fifty_parallel_kubectl_calls_on_a_cold_start_make_one_daemon_and_one_sign_in(rig: Rig) -> None:
     with ThreadPoolExecutor(max_workers=50) as pool:
         results = list(pool.map(lambda _: rig.kubectl("get", "pods", timeout=180), range(50)))
