@@ -56,15 +56,19 @@ def test_the_real_tree_keeps_every_contract(tree: Path) -> None:
         ("broker/ipc/_planted.py", "import requests\n", "stdlib-adapters"),
         ("broker/sources/_planted.py", "import keyring\n", "sources-library"),
         ("broker/cli/_planted.py", "from broker.store import keyring_store\n", "front-ends"),
-        ("broker/process/_planted.py", "import broker.ipc.unix\n", "process"),
+        ("broker/process/paths.py", "import broker.ipc.unix\n", "process"),
     ],
 )
 def test_a_planted_import_breaks_its_contract(tree: Path, module: str, line: str, contract: str) -> None:
     planted = tree / module
-    planted.write_text(line)
+    original = planted.read_text() if planted.exists() else None
+    planted.write_text((original or "") + line)
     try:
         proc = _lint(tree, contract)
     finally:
-        planted.unlink()
+        if original is None:
+            planted.unlink()
+        else:
+            planted.write_text(original)
     assert proc.returncode != 0, proc.stdout[-2000:]  # broken by the one planted line (the whole tree keeps it: above)
     assert "1 broken" in proc.stdout and planted.stem in proc.stdout, proc.stdout[-2000:]
