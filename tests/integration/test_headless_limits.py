@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import stat
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from broker.ipc.server import Limits
 from tests.support.headless import Headless
 from tests.support.tls import TestCA
 
@@ -59,3 +61,18 @@ def test_past_128_pending_connections_the_oldest_are_dropped_and_a_real_client_i
     finally:
         for s in idle:
             s.close()
+
+
+def test_a_connection_that_never_sends_its_request_is_told_so_and_closed(ca: TestCA, tmp_path: Path) -> None:
+    h = Headless(tmp_path, ca, limits=Limits(request_timeout=0.2))  # the real limit is 5 s; the rule is the same
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(30)
+            s.connect(h.paths.socket)
+            s.sendall(b'{"v":1,"op":')  # starts, then goes quiet
+            raw = b"".join(iter(lambda: s.recv(65536), b""))  # until the daemon closes it
+        (reply,) = [json.loads(line) for line in raw.splitlines()]
+        assert reply["code"] == "timeout" and "no complete request" in reply["message"]
+        assert h.ask({"op": "ping"})[0]["type"] == "pong"  # and the daemon serves the next one
+    finally:
+        h.close()

@@ -26,6 +26,7 @@ import requests
 
 from broker.app import Daemon, build_headless
 from broker.ipc import unix
+from broker.ipc.server import Limits
 from broker.process.paths import Paths
 from tests.support.authority import EntraAuthority
 from tests.support.fakes import FakeClock, MemoryStore
@@ -88,8 +89,10 @@ class _TrackedSubmit:
 class Headless:
     """One in-process broker + test authority sharing a fake clock. Always ``close()`` it."""
 
-    def __init__(self, root: Path, ca: TestCA, *, lifetime: int = 3600, start: bool = True) -> None:
+    def __init__(self, root: Path, ca: TestCA, *, lifetime: int = 3600, start: bool = True,
+                 limits: Limits | None = None) -> None:
         self.root = root
+        self.limits = limits
         for name in ("run", "state", "log"):
             (root / name).mkdir(mode=0o700, parents=True, exist_ok=True)
         # Start at the real time so iat/nbf look like any token's; from here on only advance() moves it.
@@ -107,7 +110,7 @@ class Headless:
     def _build(self) -> Daemon:
         daemon = build_headless(
             self.paths, clock=self.clock, store=self.store, listener=unix.listen(self.paths.socket),
-            http=lambda: CaSession(self.ca_bundle), can_open_browser=lambda: False,
+            http=lambda: CaSession(self.ca_bundle), can_open_browser=lambda: False, limits=self.limits,
         )
         self._submit = _TrackedSubmit(daemon.service.submit)
         daemon.service.submit = self._submit
