@@ -53,7 +53,21 @@ def desktop_session(isolated_environment: None) -> Iterator[IsolatedSession]:
             patch.delenv(variable)
         for variable, value in session.env.items():
             patch.setenv(variable, value)
+        _forget_keyring_choice()
         yield session
+    _forget_keyring_choice()
+
+
+def _forget_keyring_choice() -> None:
+    """keyring picks its backend once per process (and caches which backends are viable): a test that
+    ran before the session existed must not leave this process with "no keyring" for the rest."""
+    import keyring.backend
+    import keyring.core
+
+    reset = getattr(keyring.backend.get_all_keyring, "reset", None)  # jaraco.functools.once
+    if reset is not None:
+        reset()
+    keyring.core.init_backend()
 
 
 # --- What a second uid runs: a world-readable copy (the checkout may sit in a 0700 home) ----------------
