@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from broker.core.errors import BadRequest, KubetrayError, UnsupportedVersion
+from broker.core.errors import BadRequest, KubetrayError, UnsupportedVersion, unexpected
 from broker.core.model import Parsed, Profile, SecretBag, Token
 from broker.core.service import TokenService
 from broker.execplugin.execcred import exec_credential, parse_exec_info
@@ -57,9 +57,8 @@ class Handler:
             await method(request, send)
         except KubetrayError as exc:
             send(framing.error(exc))
-        except Exception:
-            log.exception("unexpected error while serving a request")
-            send(framing.error(KubetrayError("internal error in the kubetray daemon; see its log")))
+        except Exception as exc:
+            send(framing.error(unexpected(log, exc, "internal error in the kubetray daemon")))
 
     @staticmethod
     def _decode(line: bytes) -> dict[str, Any]:
