@@ -64,9 +64,9 @@ def _forget_keyring_choice() -> None:
     import keyring.backend
     import keyring.core
 
-    reset = getattr(keyring.backend.get_all_keyring, "reset", None)  # jaraco.functools.once
-    if reset is not None:
-        reset()
+    chosen = keyring.backend.get_all_keyring
+    if "saved_result" in vars(chosen):  # jaraco.functools.once keeps its result there; reset() forgets it
+        chosen.reset()  # type: ignore[attr-defined]
     keyring.core.init_backend()
 
 

@@ -35,7 +35,15 @@ def start(rig: Rig, sock: Path | None = None) -> subprocess.Popen[bytes]:
 def ask(path: Path, data: bytes, timeout: float = 5.0) -> list[dict[str, object]]:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
-        s.connect(str(path))
+        deadline = time.monotonic() + timeout
+        while True:  # a full listen backlog answers a timed AF_UNIX connect with EAGAIN: try again
+            try:
+                s.connect(str(path))
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
         s.sendall(data)
         chunks = []
         while chunk := s.recv(65536):
