@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 from broker import __version__
 from broker.core.clock import SystemClock
 from broker.core.errors import KubetrayError
-from broker.core.model import Profile, SecretBag
 from broker.core.policy import Policy
 from broker.core.ports import Clock, SecretStore, TokenSource
 from broker.core.scheduler import RefreshScheduler
@@ -35,6 +34,7 @@ from broker.core.service import TokenService
 from broker.ipc import instance, unix
 from broker.ipc.handler import Handler
 from broker.ipc.server import IpcServer, Limits
+from broker.process import network
 from broker.process.paths import Paths
 from broker.store.profile_registry import JsonProfileRegistry
 
@@ -44,8 +44,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HttpClientFactory = Callable[[], Any]
-"""Makes the requests-compatible session MSAL talks through (tests: one that trusts the test CA)."""
+HttpClientFactory = Callable[[Any], Any]
+"""Makes the requests-compatible session MSAL talks through from a profile's Network (tests: one that
+trusts the test CA)."""
 
 
 @dataclass
@@ -58,7 +59,6 @@ class Daemon:
     server: IpcServer
     executor: ThreadPoolExecutor
     stopping: threading.Event
-    sign_out: Callable[[Profile], None]  # the tray's Sign out and the logout op: the same flow
     lock: instance.InstanceLock | None = None
     info: dict[str, object] = field(default_factory=dict)  # shown by `kubetray status`
     _socket_ino: int = field(default=0, init=False)
@@ -126,11 +126,10 @@ def build_headless(
     the sources altogether. ``listener`` is a listening Unix socket at ``paths.socket``.
     """
     stopping = threading.Event()
-    secrets = SecretBag()  # client secrets and passwords the shims pass: daemon memory only
     if source is None:
         from broker.sources.router import build_router
 
-        source = build_router(store, clock, secrets, stopping=stopping, os_broker_default=os_broker_default,
+        source = build_router(store, clock, stopping=stopping, os_broker_default=os_broker_default,
                               http_client_factory=http, can_open_browser=can_open_browser)
     executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="kubetray-flight")
     service = TokenService(
@@ -139,21 +138,13 @@ def build_headless(
     )
     scheduler = RefreshScheduler(service, clock)
     service.on_change = scheduler.poke
-    the_source = source
-
-    def sign_out(profile: Profile) -> None:
-        the_source.sign_out(profile)  # removes the profile's tokens from the keyring
-        service.forget_token(profile.key)
 
     # "tray" is present from the start, so the IPC thread never sees the dict change size.
     info: dict[str, object] = {"socket": paths.socket, "keyring": keyring_name or store.describe(),
-                               "log_dir": paths.log_dir, "tray": "headless"}
-    handler = Handler(
-        service=service, version=__version__, info=info,
-        on_shutdown=stopping.set, on_logout=the_source.sign_out, secrets=secrets,
-    )
+                               "log_dir": paths.log_dir, "tray": "headless", "network": network.defaults(os.environ)}
+    handler = Handler(service=service, version=__version__, info=info, on_shutdown=stopping.set)
     server = IpcServer(listener, handler, unix.peer_is_owner, limits or Limits())
-    return Daemon(paths, service, scheduler, server, executor, stopping, sign_out, lock, info)
+    return Daemon(paths, service, scheduler, server, executor, stopping, lock, info)
 
 
 # -- the other adapters, for run, the CLI and the demo ---------------------------------------------------
@@ -223,7 +214,10 @@ def run(*, detach: bool = False, foreground_log: bool = False, headless: bool = 
         unix.secure_runtime_dir(paths.runtime_dir)
     except KubetrayError as exc:
         return _refuse(exc.message)
-    running = instance.probe(paths.socket)
+    try:
+        running = instance.probe(paths.socket)
+    except instance.ForeignPeer as exc:
+        return _refuse(f"refusing to use the broker socket: {exc}")
     if running:
         print(f"kubetray is already running (pid {running.get('pid')}, socket {paths.socket})")
         return 0

@@ -8,6 +8,7 @@ int128/kubelogin's OpenID Connect arguments are parsed by :mod:`broker.execplugi
 from __future__ import annotations
 
 import argparse
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 
@@ -159,6 +160,20 @@ _REQUIRED: Mapping[str, tuple[str, ...]] = {
 }
 
 
+# The caller's variables that choose WHICH identity a mode gets (not how to reach it): they join the
+# profile's identity, so kubeconfigs whose exec.env differ there never share a token.
+_SCOPE_ENV: Mapping[str, tuple[str, ...]] = {
+    LOGIN_AZURECLI: ("AZURE_CONFIG_DIR",),
+    LOGIN_MSI: ("IDENTITY_ENDPOINT", "MSI_ENDPOINT", "IMDS_ENDPOINT", "AZURE_POD_IDENTITY_AUTHORITY_HOST"),
+}
+
+
+def env_scope(login: str, env: Mapping[str, str]) -> str:
+    """A short digest of the identity-choosing variables ``login`` reads, or "" when none is set."""
+    lines = [f"{name}={env[name]}" for name in _SCOPE_ENV.get(login, ()) if env.get(name)]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16] if lines else ""
+
+
 def _apply_environment(ns: argparse.Namespace, env: Mapping[str, str]) -> None:
     """kubelogin's UpdateFromEnv: AAD_LOGIN_METHOD picks the mode, AZURE_* override flags."""
     for attr, names in _ENV_OVERRIDES:
@@ -177,7 +192,8 @@ def parse_get_token(argv: Sequence[str]) -> Profile:
 
 
 def parse_exec(argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: str = "") -> Parsed:
-    """Parse what a shim forwarded: argv, the caller's AAD_/AZURE_/KUBELOGIN_ variables and cwd.
+    """Parse what a shim forwarded: argv, the caller's forwarded variables
+    (docs/protocol.md) and cwd.
 
     int128/kubelogin's forms (``oidc-login get-token …``, ``get-token --oidc-…``) go to oidc_args.
     """
@@ -231,6 +247,7 @@ def parse_exec(argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: s
         federated_token_file=absolute_path(ns.federated_token_file, cwd) if login == LOGIN_WORKLOAD else "",
         subscription=ns.subscription if login == LOGIN_AZURECLI else "",
         use_os_broker=bool(ns.use_os_broker) and login == LOGIN_INTERACTIVE,
+        env_scope=env_scope(login, env or {}),
     )
     notes = ("kubetray: --login ropc is deprecated (it cannot satisfy MFA or Conditional Access); "
              "prefer interactive, devicecode or spn",) if login == LOGIN_ROPC else ()

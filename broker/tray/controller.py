@@ -20,7 +20,7 @@ from typing import Protocol
 
 from broker.core.autostart import Autostart
 from broker.core.errors import KubetrayError
-from broker.core.model import Profile, Token
+from broker.core.model import Token
 from broker.core.ports import Clock
 from broker.core.service import TokenService
 from broker.core.state import ProfileView
@@ -61,7 +61,6 @@ class TrayController:
         info: TrayInfo,
         *,
         clock: Clock,
-        sign_out: Callable[[Profile], None],
         stop: Callable[[], None],
         autostart: Autostart | None = None,
         open_logs: Callable[[str], None] = open_folder,
@@ -74,7 +73,6 @@ class TrayController:
         self._view = view
         self._info = info
         self._clock = clock
-        self._sign_out = sign_out
         self._stop = stop
         self._autostart = autostart
         self._open_logs = open_logs
@@ -241,10 +239,8 @@ class TrayController:
         if profile is None:
             return
 
-        def sign_out() -> None:
-            self._sign_out(profile)  # removes the profile's tokens from the keyring
-            self._service.forget_token(key)
-        self._guarded("sign out", sign_out)
+        # The service owns logout (memory, keyring, a refresh racing it); the tray only asks.
+        self._guarded("sign out", lambda: self._service.logout(key))
 
     def _refresh(self, key: str) -> None:
         try:

@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from broker.core.autostart import Autostart
-from broker.core.model import Profile
 from broker.core.service import TokenService
 from broker.tray.controller import TrayController
 from broker.tray.presenter import TrayInfo
@@ -36,10 +35,6 @@ class Serving(Protocol):
     service: TokenService
     stopping: threading.Event
 
-    def sign_out(self, profile: Profile) -> None:
-        """Sign the profile out everywhere (keyring and memory)."""
-        ...
-
 
 def serve(daemon: Serving, info: TrayInfo, *, report: Report | None = None,
           autostart: Autostart | None = None,
@@ -54,7 +49,7 @@ def serve(daemon: Serving, info: TrayInfo, *, report: Report | None = None,
 
     controller = TrayController(
         daemon.service, _NoView(), info, clock=daemon.service.clock,
-        sign_out=daemon.sign_out, stop=daemon.stopping.set, autostart=autostart,
+        stop=daemon.stopping.set, autostart=autostart,
         contexts=contexts,
     )
     try:

@@ -161,7 +161,7 @@ with open(os.path.join(here, "next.json")) as f:
 
 
 def test_azurecli_is_served_no_longer_than_its_own_expiry_and_az_runs_only_when_needed(
-    make: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    make: Any, tmp_path: Path,
 ) -> None:
     h = make()
     bin_dir = tmp_path / "az-bin"
@@ -169,7 +169,7 @@ def test_azurecli_is_served_no_longer_than_its_own_expiry_and_az_runs_only_when_
     az = bin_dir / "az"
     az.write_text(_FAKE_AZ.format(python=sys.executable))
     az.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")  # the daemon's PATH finds it
+    kubectl_env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}  # kubectl's PATH (the shim forwards it)
     token = h.authority.issue_access_token(SERVER_ID, f"{SERVER_ID}/.default", lifetime=60)
     expires_on = int(h.clock.now()) + 60
     (bin_dir / "next.json").write_text(json.dumps({"accessToken": token, "expires_on": expires_on,
@@ -178,11 +178,11 @@ def test_azurecli_is_served_no_longer_than_its_own_expiry_and_az_runs_only_when_
     def az_calls() -> int:
         return len((bin_dir / "az.log").read_text().splitlines())
 
-    assert _served(h, h.exec("azurecli")) == token
+    assert _served(h, h.exec("azurecli", env=kubectl_env)) == token
     assert az_calls() == 1
     for _ in range(5):  # ten seconds of kubectl calls: served from memory, az is not run again
         h.advance(2)
-        assert _served(h, h.exec("azurecli")) == token
+        assert _served(h, h.exec("azurecli", env=kubectl_env)) == token
     assert az_calls() == 1
 
     (bin_dir / "logged-out").touch()  # `az logout`: from now on az refuses
@@ -195,7 +195,7 @@ def test_azurecli_is_served_no_longer_than_its_own_expiry_and_az_runs_only_when_
             calls_in_window = az_calls() - 1  # the refresh ahead and its backed-off retries
         else:
             calls_after_window += 1  # each kubectl call may ask az once more (no token to serve from memory)
-        replies = h.exec("azurecli")
+        replies = h.exec("azurecli", env=kubectl_env)
         if any(r["type"] == "credential" for r in replies):
             assert _served(h, replies) == token  # still valid on the clock (checked inside)
             last_served = h.clock.now()

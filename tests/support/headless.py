@@ -110,7 +110,7 @@ class Headless:
     def _build(self) -> Daemon:
         daemon = build_headless(
             self.paths, clock=self.clock, store=self.store, listener=unix.listen(self.paths.socket),
-            http=lambda: CaSession(self.ca_bundle), can_open_browser=lambda: False, limits=self.limits,
+            http=lambda _network: CaSession(self.ca_bundle), can_open_browser=lambda: False, limits=self.limits,
         )
         self._submit = _TrackedSubmit(daemon.service.submit)
         daemon.service.submit = self._submit
@@ -149,13 +149,14 @@ class Headless:
         return [json.loads(line) for line in raw.splitlines()]
 
     def exec(self, login: str = "devicecode", *extra: str, interactive: bool = False,
-             argv: list[str] | None = None) -> list[dict[str, Any]]:
+             argv: list[str] | None = None, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """What kubectl's call through the shim asks: an ExecCredential (replies, decoded). ``argv``
-        replaces the Azure-kubelogin arguments (e.g. int128/kubelogin's)."""
+        replaces the Azure-kubelogin arguments (e.g. int128/kubelogin's); ``env`` is kubectl's
+        environment as the shim forwards it."""
         info = json.loads(EXEC_INFO_V1)
         info["spec"]["interactive"] = interactive
         return self.ask({"op": "exec", "argv": argv or self.argv(login, *extra), "exec_info": json.dumps(info),
-                         "env": {}, "cwd": str(self.root), "stdin_tty": interactive})
+                         "env": env or {}, "cwd": str(self.root), "stdin_tty": interactive})
 
     def status(self) -> dict[str, Any]:
         return self.ask({"op": "status"})[0]
