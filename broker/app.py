@@ -1,18 +1,28 @@
-"""Wiring: the one place where real adapters are constructed.
+"""Wiring: the one place where adapters are constructed.
 
-``build_daemon`` assembles a Daemon from parts (tests pass a fake clock or store); ``open_keyring_store``
-opens the OS keyring the daemon keeps its tokens in. ``kubetray run`` itself (single instance, signals,
-what loads before the endpoint answers) is broker/process/daemon.py.
+Two constructors at the process edge, as int128/kubelogin's ``NewCmd`` / ``NewCmdForHeadless``:
+``build_daemon`` is the real broker (system clock, the OS keyring, every login mode, the Unix socket);
+``build_headless`` assembles the same Daemon from parts a test passes in (a fake clock, an in-memory
+store, an HTTP client that trusts a test authority, a listening socket) and starts no tray. The
+other builders here (``build_store``, ``build_autostart``, ``serve_tray``, ``keyring_report``) are
+what the CLI, the demo and ``run`` use instead of constructing adapters themselves.
+
+The real broker answers on its endpoint (chosen by broker/ipc/transport.py ``select``) before its
+sign-in sources and keyring have loaded: given ``open_store``, they load in a thread and requests wait
+for them. ``kubetray run`` itself (single instance, signals, the order things load in) is
+broker/process/daemon.py.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from broker import __version__
 from broker.core.clock import SystemClock
@@ -25,16 +35,24 @@ from broker.core.service import TokenService
 from broker.ipc import instance
 from broker.ipc import transport as transports
 from broker.ipc.handler import Handler
-from broker.ipc.server import Limits
+from broker.ipc.server import IpcServer, Limits
 from broker.process import network
 from broker.process.paths import Paths
 from broker.store.profile_registry import JsonProfileRegistry
+
+if TYPE_CHECKING:
+    from broker.core.autostart import Autostart
+    from broker.store.keyring_store import KeyringSecretStore
 
 log = logging.getLogger(__name__)
 
 # After the sign-in sources failed to load: how long the daemon keeps answering (each request with the
 # reason) before it stops, so that the kubectl calls already waiting learn why.
 REFUSAL_GRACE = 1.0
+
+HttpClientFactory = Callable[[Any], Any]
+"""Makes the requests-compatible session MSAL talks through from a profile's Network (tests: one that
+trusts the test CA)."""
 
 
 @dataclass
@@ -51,31 +69,26 @@ class Daemon:
     info: dict[str, object] = field(default_factory=dict)  # shown by `kubetray status`
     loading: DeferredSource | None = None  # set when the sources load after the endpoint answers
 
-    def start(self) -> None:
+    def start(self, *, refresh_thread: bool = True) -> None:
+        """Serve. Without ``refresh_thread`` nothing refreshes by itself: a test moving a fake clock
+        calls ``scheduler.tick()`` where the thread would have woken up."""
         self.service.restore()
-        self.scheduler.start()
+        if refresh_thread:
+            self.scheduler.start()
         self.server.start()
         if self.loading is not None:  # the endpoint answers first; requests wait for the sources
             self.loading.start()
 
     def stop(self) -> None:
         self.stopping.set()
-        self.server.stop()  # removes the socket file if it is still ours
+        self.server.stop()  # and removes the socket file if it is still ours
         self.scheduler.stop()
         self.executor.shutdown(wait=False, cancel_futures=True)
         if self.lock is not None:
             self.lock.release()
 
 
-def open_keyring_store() -> SecretStore:
-    """The OS keyring, checked usable now (StoreUnavailable with the fix if not)."""
-    from broker.store import keyring_store
-
-    backend = keyring_store.default_backend()
-    keyring_store.check_usable(backend)
-    # KUBETRAY_KEYRING_CHUNK_SIZE forces small chunks (tests; backends with an unknown item limit).
-    chunk = os.environ.get("KUBETRAY_KEYRING_CHUNK_SIZE", "")
-    return keyring_store.KeyringSecretStore(backend, chunk_size=int(chunk) if chunk.isdigit() else None)
+# -- the two constructors ------------------------------------------------------------------------------
 
 
 def build_daemon(
@@ -84,23 +97,76 @@ def build_daemon(
     store: SecretStore | None = None,
     open_store: Callable[[], SecretStore] | None = None,
     keyring_name: str = "",
+    lock: instance.InstanceLock | None = None,
+    transport: transports.Transport | None = None,
     clock: Clock | None = None,
+    source: TokenSource | None = None,
+) -> Daemon:
+    """The real broker on this platform's endpoint for ``paths.socket`` (the caller has checked nobody
+    else serves it), bound through ``transport`` (default: ``transports.select()``).
+
+    Give ``store`` to build the sign-in sources now, or ``open_store`` to open the keyring and build them
+    in a thread once the endpoint answers: requests wait for them, and if they cannot load, every waiting
+    request gets the reason and the daemon stops (``Daemon.loading.error``).
+    """
+    transport = transport or transports.select()
+    transport.prepare(paths.runtime_dir)
+    endpoint = transport.endpoint(paths.socket)
+    return _assemble(
+        paths, clock=clock or SystemClock(), store=store, open_store=open_store, keyring_name=keyring_name,
+        lock=lock, source=source, os_broker_default=os.environ.get("KUBETRAY_OS_BROKER") == "1",
+        bind=lambda handler, limits: transport.bind(endpoint, handler, limits),
+    )
+
+
+def build_headless(
+    paths: Paths,
+    *,
+    clock: Clock,
+    store: SecretStore,
+    listener: socket.socket,
+    http: HttpClientFactory | None = None,
+    can_open_browser: Callable[[], bool] | None = None,
     source: TokenSource | None = None,
     policy: Policy | None = None,
     limits: Limits | None = None,
+    keyring_name: str = "",
     lock: instance.InstanceLock | None = None,
-    transport: transports.Transport | None = None,
+    os_broker_default: bool = False,
 ) -> Daemon:
-    """Assemble a daemon listening on this platform's endpoint for ``paths.socket`` (the caller has
-    checked nobody else serves it).
+    """The broker from injected parts, without a tray: what tests build in-process.
 
-    Give ``store`` to build the sign-in sources now, or ``open_store`` to build them (and open the keyring)
-    in a thread after the endpoint answers: requests wait for them, and if they cannot load, every waiting
-    request gets the reason and the daemon stops (``Daemon.loading.error``).
+    ``clock`` drives expiry, refresh margins and backoff (a fake one makes tokens "expire" when the test
+    moves it); ``http`` and ``can_open_browser`` reach every login mode's source; ``source`` replaces
+    the sources altogether. ``listener`` is a listening Unix socket at ``paths.socket``.
     """
-    clock = clock or SystemClock()
+    from broker.ipc import unix
+
+    def bind(handler: Handler, lim: Limits) -> transports.Server:
+        return transports.SocketServer(IpcServer(listener, handler, unix.peer_is_owner, lim), paths.socket)
+
+    return _assemble(paths, clock=clock, store=store, keyring_name=keyring_name, lock=lock, source=source,
+                     os_broker_default=os_broker_default, http=http, can_open_browser=can_open_browser,
+                     policy=policy, limits=limits, bind=bind)
+
+
+def _assemble(
+    paths: Paths,
+    *,
+    clock: Clock,
+    bind: Callable[[Handler, Limits], transports.Server],
+    store: SecretStore | None = None,
+    open_store: Callable[[], SecretStore] | None = None,
+    keyring_name: str = "",
+    lock: instance.InstanceLock | None = None,
+    source: TokenSource | None = None,
+    os_broker_default: bool = False,
+    http: HttpClientFactory | None = None,
+    can_open_browser: Callable[[], bool] | None = None,
+    policy: Policy | None = None,
+    limits: Limits | None = None,
+) -> Daemon:
     stopping = threading.Event()
-    transport = transport or transports.select()
     # "tray" is present from the start, so the IPC thread never sees the dict change size.
     info: dict[str, object] = {"socket": paths.socket, "keyring": keyring_name or "opening",
                                "log_dir": paths.log_dir, "tray": "headless", "network": network.defaults(os.environ)}
@@ -108,7 +174,7 @@ def build_daemon(
     if source is None:
         def make_source() -> TokenSource:
             if store is None and open_store is None:
-                raise KubetrayError("build_daemon needs a store or open_store")
+                raise KubetrayError("the daemon needs a store or open_store")
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kubetray-keyring") as pool:
                 # The keyring probe waits on D-Bus / the Keychain / Credential Manager, importing msal
                 # keeps the interpreter busy: side by side, the first request waits for the longer alone.
@@ -119,8 +185,8 @@ def build_daemon(
                 opened = store if opening is None else opening.result()
             assert opened is not None
             info["keyring"] = keyring_name or opened.describe()
-            return build_router(opened, clock, stopping=stopping,
-                                os_broker_default=os.environ.get("KUBETRAY_OS_BROKER") == "1")
+            return build_router(opened, clock, stopping=stopping, os_broker_default=os_broker_default,
+                                http_client_factory=http, can_open_browser=can_open_browser)
 
         if open_store is None:
             source = make_source()
@@ -134,6 +200,8 @@ def build_daemon(
                 timer.start()
 
             source = loading = DeferredSource(make_source, on_error=failed)
+    elif store is not None:
+        info["keyring"] = keyring_name or store.describe()
     executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="kubetray-flight")
     service = TokenService(
         source=source, clock=clock, submit=executor.submit,
@@ -141,10 +209,55 @@ def build_daemon(
     )
     scheduler = RefreshScheduler(service, clock)
     service.on_change = scheduler.poke
-    transport.prepare(paths.runtime_dir)
-    handler = Handler(
-        service=service, version=__version__, info=info,
-        on_shutdown=stopping.set,
-    )
-    server = transport.bind(transport.endpoint(paths.socket), handler, limits or Limits())
+    handler = Handler(service=service, version=__version__, info=info, on_shutdown=stopping.set)
+    server = bind(handler, limits or Limits())
     return Daemon(paths, service, scheduler, server, executor, stopping, lock, info, loading)
+
+
+# -- the other adapters, for run, the CLI and the demo ---------------------------------------------------
+
+
+def build_store(*, check: bool = True) -> KeyringSecretStore:
+    """The OS keyring as a SecretStore; ``check`` proves it usable first (StoreUnavailable if not)."""
+    from broker.store import keyring_store
+
+    backend = keyring_store.default_backend()
+    if check:
+        keyring_store.check_usable(backend)
+    # KUBETRAY_KEYRING_CHUNK_SIZE forces small chunks (tests; backends with an unknown item limit).
+    chunk = os.environ.get("KUBETRAY_KEYRING_CHUNK_SIZE", "")
+    return keyring_store.KeyringSecretStore(backend, chunk_size=int(chunk) if chunk.isdigit() else None)
+
+
+def keyring_report() -> str:
+    """For `kubetray doctor`: the usable keyring's name; raises StoreUnavailable saying what to fix."""
+    return build_store(check=True).describe()
+
+
+def build_autostart() -> Autostart:
+    """Start-at-login for this OS (or $KUBETRAY_AUTOSTART_BACKEND); raises AutostartError where it
+    cannot be managed."""
+    from broker import autostart
+
+    return autostart.backend()
+
+
+def serve_tray(daemon: Daemon, store_name: str) -> None:
+    """Show the tray on this (the main) thread until the daemon stops; headless when there is no tray."""
+    from dataclasses import replace
+
+    from broker.core.autostart import AutostartError
+    from broker.kubeconfig.contexts import contexts_by_profile
+    from broker.tray.launch import serve
+    from broker.tray.presenter import TrayInfo
+
+    tray_info = TrayInfo(__version__, store_name, daemon.paths.socket, daemon.paths.log_dir)
+    autostart: Autostart | None
+    try:
+        autostart = build_autostart()
+    except AutostartError as exc:
+        log.info("start at login cannot be managed here: %s", exc)
+        autostart, tray_info = None, replace(tray_info, autostart_note="unavailable here")
+    info = daemon.info  # the tray's state, for `kubetray status`
+    serve(daemon, tray_info, report=lambda text: info.__setitem__("tray", text), autostart=autostart,
+          contexts=contexts_by_profile)  # returns when daemon.stopping is set

@@ -102,32 +102,10 @@ class InsecureRuntimeDir(KubetrayError):
     code = "insecure_runtime_dir"
 
 
-ALL_CODES = tuple(
-    cls.code
-    for cls in (
-        KubetrayError,
-        BadRequest,
-        UnsupportedVersion,
-        InvalidArguments,
-        LoginRequired,
-        LoginFailed,
-        AuthError,
-        ProviderUnreachable,
-        StoreUnavailable,
-        Busy,
-        Timeout,
-        InsecureRuntimeDir,
-    )
-)
-
-
 class Forbidden(KubetrayError):
     """The caller is not the user the daemon serves."""
 
     code = "forbidden"
-
-
-ALL_CODES = (*ALL_CODES, Forbidden.code)
 
 
 def error_id() -> str:

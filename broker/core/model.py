@@ -119,13 +119,6 @@ class Profile:
             parts += ["ca=" + self.ca_file, "ca-data=" + self.ca_data, f"insecure={self.insecure_skip_tls_verify}"]
         return "msal-cache-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
-    @property
-    def needs_person(self) -> bool:
-        """True when a sign-in needs a person (browser or device code); otherwise it just acquires."""
-        if self.login == LOGIN_OIDC:
-            return self.grant_type in (GRANT_AUTHCODE, GRANT_DEVICE_CODE)
-        return self.login in PERSON_LOGINS
-
 
 @dataclass(frozen=True)
 class Token:

@@ -110,16 +110,19 @@ class UnixTransport:
     def bind(self, endpoint: str, handler: Handler, limits: Limits) -> Server:
         from broker.ipc import unix
 
-        return _SocketServer(IpcServer(unix.listen(endpoint), handler, unix.peer_is_owner, limits), endpoint)
+        return SocketServer(IpcServer(unix.listen(endpoint), handler, unix.peer_is_owner, limits), endpoint)
 
 
-class _SocketServer:
+class SocketServer:
     """The IpcServer plus its socket file, removed at stop only while it is still ours (a newer daemon
     may have replaced it: the inode tells)."""
 
     def __init__(self, server: IpcServer, path: str) -> None:
         self._server, self._path = server, path
-        self._ino = os.stat(path).st_ino
+        try:
+            self._ino = os.stat(path).st_ino
+        except OSError:  # a listener bound elsewhere (tests): nothing of ours to remove at stop
+            self._ino = -1
 
     def start(self) -> None:
         self._server.start()

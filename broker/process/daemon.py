@@ -68,7 +68,7 @@ def run(*, detach: bool = False, foreground_log: bool = False, headless: bool = 
     from broker import app
 
     try:
-        daemon = app.build_daemon(paths, open_store=app.open_keyring_store, lock=lock, transport=transport)
+        daemon = app.build_daemon(paths, open_store=app.build_store, lock=lock, transport=transport)
     except KubetrayError as exc:
         if lock is not None:
             lock.release()
@@ -95,7 +95,7 @@ def run(*, detach: bool = False, foreground_log: bool = False, headless: bool = 
     if detach:  # only now: a refusal above still reaches the start log the starting shim reads
         _detach_stdio()
     log.info("keyring: %s", daemon.info.get("keyring"))
-    _serve(daemon, paths, headless=headless)
+    _serve(daemon, headless=headless)
     log.info("stopping")
     daemon.stop()
     if loading is not None and loading.error is not None:
@@ -103,20 +103,15 @@ def run(*, detach: bool = False, foreground_log: bool = False, headless: bool = 
     return 0
 
 
-def _serve(daemon: Daemon, paths: Paths, *, headless: bool) -> None:
+def _serve(daemon: Daemon, *, headless: bool) -> None:
     """Own the main thread until the daemon stops: with the tray when there is one."""
     if headless:
         while not daemon.stopping.wait(1.0):
             pass
         return
-    from broker.kubeconfig.contexts import contexts_by_profile
-    from broker.tray.launch import serve
-    from broker.tray.presenter import TrayInfo
+    from broker import app
 
-    info = daemon.info  # the tray's state, for `kubetray status`
-    serve(daemon, TrayInfo(__version__, str(info.get("keyring", "")), paths.socket, paths.log_dir),
-          report=lambda text: info.__setitem__("tray", text),
-          contexts=contexts_by_profile)  # returns when daemon.stopping is set
+    app.serve_tray(daemon, str(daemon.info.get("keyring", "")))  # returns when daemon.stopping is set
 
 
 def _on_signals(stop: Callable[[], None]) -> None:
