@@ -124,6 +124,15 @@ class SocketServer:
         except OSError:  # a listener bound elsewhere (tests): nothing of ours to remove at stop
             self._ino = -1
 
+    @property
+    def active_connections(self) -> int:
+        return self._server.active_connections
+
+    @property
+    def dropped_connections(self) -> int:
+        """Idle connections dropped to stay under the pending cap, since start."""
+        return self._server.dropped_connections
+
     def start(self) -> None:
         self._server.start()
 
