@@ -20,12 +20,14 @@ from broker.core.errors import KubetrayError
 from broker.core.model import Profile, SecretBag
 from broker.core.policy import Policy
 from broker.core.ports import Clock, SecretStore, TokenSource
+from broker.core.remote import RemoteGate
 from broker.core.scheduler import RefreshScheduler
 from broker.core.service import TokenService
-from broker.ipc import instance, unix
+from broker.ipc import instance, origin, unix
 from broker.ipc.handler import Handler
 from broker.ipc.server import IpcServer, Limits
 from broker.process.paths import Paths
+from broker.store.local_only import JsonLocalOnlyStore
 from broker.store.profile_registry import JsonProfileRegistry
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ class Daemon:
     stopping: threading.Event
     lock: instance.InstanceLock | None = None
     info: dict[str, object] = field(default_factory=dict)  # shown by `kubetray status`
+    remote: RemoteGate | None = None  # recent remote use and local-only profiles (status, tray)
     _socket_ino: int = field(default=0, init=False)
 
     def start(self) -> None:
@@ -101,12 +104,13 @@ def build_daemon(
     # "tray" is present from the start, so the IPC thread never sees the dict change size.
     info: dict[str, object] = {"socket": paths.socket, "keyring": keyring_name, "log_dir": paths.log_dir,
                                "tray": "headless"}
+    remote = RemoteGate(clock, JsonLocalOnlyStore(paths.remote_policy))
     handler = Handler(
         service=service, version=__version__, info=info,
-        on_shutdown=stopping.set, on_logout=sign_out, secrets=secrets,
+        on_shutdown=stopping.set, on_logout=sign_out, secrets=secrets, remote=remote,
     )
-    server = IpcServer(listener, handler, unix.peer_is_owner, limits or Limits())
-    return Daemon(paths, service, scheduler, server, executor, stopping, lock, info)
+    server = IpcServer(listener, handler, unix.peer_is_owner, limits or Limits(), identify=origin.identify)
+    return Daemon(paths, service, scheduler, server, executor, stopping, lock, info, remote=remote)
 
 
 def run(*, detach: bool = False, foreground_log: bool = False, headless: bool = False) -> int:

@@ -125,3 +125,12 @@ class Forbidden(KubetrayError):
 
 
 ALL_CODES = (*ALL_CODES, Forbidden.code)
+
+
+class LocalOnly(KubetrayError):
+    """A caller forwarded from another machine (ssh) asked for a profile marked local-only."""
+
+    code = "local_only"
+
+
+ALL_CODES = (*ALL_CODES, LocalOnly.code)

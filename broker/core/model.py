@@ -128,11 +128,16 @@ class Secrets:
 
 @dataclass(frozen=True)
 class Parsed:
-    """What one get-token call asks for: the profile, its secrets (memory only) and notes for the person."""
+    """What one get-token call asks for: the profile, its secrets (memory only) and notes for the person.
+
+    ``local_only``: the kubeconfig said ``--local-only`` (never served to a forwarded caller; a local
+    call with it marks the profile local-only in the daemon, see broker/core/remote.py).
+    """
 
     profile: Profile
     secrets: Secrets = Secrets()
     notes: tuple[str, ...] = ()
+    local_only: bool = False
 
 
 class SecretBag:

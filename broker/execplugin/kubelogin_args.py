@@ -43,7 +43,7 @@ SUPPORTED_LOGINS = (LOGIN_INTERACTIVE, LOGIN_DEVICECODE, LOGIN_SPN, LOGIN_ROPC, 
 KNOWN_LOGINS = (*SUPPORTED_LOGINS, "azd", "azurepipelines")
 
 _BOOL_FLAGS = ("--disable-instance-discovery", "--legacy", "--pop-enabled", "--disable-environment-override",
-               "--use-os-broker")
+               "--use-os-broker", "--local-only")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
 
 
@@ -75,6 +75,8 @@ def _parser() -> _Parser:
     p.add_argument("--federated-token-file", default="")
     p.add_argument("--subscription", default="")
     p.add_argument("--use-os-broker", action="store_true")
+    # kubetray's own: never serve this profile to a caller forwarded from another machine (ssh).
+    p.add_argument("--local-only", action="store_true")
     # Accepted so converted kubeconfigs keep working; they change nothing here.
     p.add_argument("--legacy", action="store_true")
     p.add_argument("--pop-enabled", action="store_true")
@@ -231,4 +233,5 @@ def parse_exec(argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: s
     )
     notes = ("kubetray: --login ropc is deprecated (it cannot satisfy MFA or Conditional Access); "
              "prefer interactive, devicecode or spn",) if login == LOGIN_ROPC else ()
-    return Parsed(profile, secrets if login in (LOGIN_SPN, LOGIN_ROPC) else Secrets(), notes)
+    return Parsed(profile, secrets if login in (LOGIN_SPN, LOGIN_ROPC) else Secrets(), notes,
+                  local_only=bool(ns.local_only))

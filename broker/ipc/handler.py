@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from broker.core.errors import BadRequest, KubetrayError, UnsupportedVersion
+from broker.core.errors import BadRequest, Forbidden, KubetrayError, UnsupportedVersion
 from broker.core.model import Parsed, Profile, SecretBag, Token
+from broker.core.remote import LOCAL, Caller, RemoteGate, clean_origin
 from broker.core.service import TokenService
 from broker.execplugin.execcred import exec_credential, parse_exec_info
 from broker.execplugin.kubelogin_args import parse_exec
@@ -26,6 +27,11 @@ from shim import wire
 log = logging.getLogger(__name__)
 
 Send = Callable[[bytes], None]
+
+# What a caller forwarded from another machine may ask: a credential, and whether anyone is there.
+# Management (status lists accounts, logout and shutdown disrupt, login opens the desktop's browser
+# unasked) stays with the people at the desktop.
+REMOTE_OPS = frozenset({"ping", "exec"})
 
 
 @dataclass
@@ -38,6 +44,7 @@ class Handler:
     on_shutdown: Callable[[], None] | None = None
     on_logout: Callable[[Profile], None] | None = None
     secrets: SecretBag | None = None  # where secrets a shim passed are kept (memory only)
+    remote: RemoteGate | None = None  # local-only profiles and recent remote use; None: no remote policy
 
     def __post_init__(self) -> None:
         # Cached per (apiVersion, token) so the hot path does no JSON encoding.
@@ -47,14 +54,20 @@ class Handler:
         expiration = self.service.serve_until(token)
         return framing.credential(exec_credential(api_version, token.access_token, expiration))
 
-    async def handle(self, line: bytes, send: Send) -> None:
+    async def handle(self, line: bytes, send: Send, caller: Caller = LOCAL) -> None:
         try:
             request = self._decode(line)
             op = request.get("op")
             method = getattr(self, f"_op_{op}", None) if isinstance(op, str) and op.isidentifier() else None
             if method is None:
                 raise BadRequest(f"unknown op {op!r}; this daemon speaks protocol version {wire.PROTOCOL_VERSION}")
-            await method(request, send)
+            if caller.forwarded and op not in REMOTE_OPS:
+                raise Forbidden(f"`{op}` is not served to callers forwarded through {caller.via}; "
+                                "run `kubetray` on the desktop where the daemon runs")
+            if op == "exec":
+                await self._op_exec(request, send, caller)
+            else:
+                await method(request, send)
         except KubetrayError as exc:
             send(framing.error(exc))
         except Exception:
@@ -80,7 +93,7 @@ class Handler:
     async def _op_ping(self, request: dict[str, Any], send: Send) -> None:
         send(framing.reply("pong", pid=os.getpid(), version=self.version))
 
-    async def _op_exec(self, request: dict[str, Any], send: Send) -> None:
+    async def _op_exec(self, request: dict[str, Any], send: Send, caller: Caller = LOCAL) -> None:
         argv = request.get("argv")
         if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
             raise BadRequest("argv must be a list of strings")
@@ -89,11 +102,18 @@ class Handler:
             raise BadRequest("exec_info must be a string or null")
         parsed = self._parse(request, argv)
         profile = parsed.profile
+        origin = clean_origin(request.get("origin"))
+        if self.remote is not None:
+            self.remote.admit(caller, origin, profile.key, local_only_flag=parsed.local_only)
         info = _parse_info(raw_info)
         token = self.service.cached(profile)
         if token is None:
             for note in parsed.notes:  # said only when the daemon has to work, not on every call
                 send(framing.progress(note))
+            if caller.forwarded and profile.needs_person:
+                send(framing.progress(
+                    f"kubetray: this call came from {origin or 'a remote host'} through {caller.via}; "
+                    f"a sign-in opens on the desktop where kubetray runs ({_desktop()}): look there"))
             person = info.interactive if info.interactive is not None else request.get("stdin_tty") is True
             token = await self._await(self.service.get_token, profile, send, person_present=person)
         send(self._credential_line(info.api_version, token))
@@ -122,8 +142,21 @@ class Handler:
 
     async def _op_status(self, request: dict[str, Any], send: Send) -> None:
         profiles = [view.to_json() for view in self.service.snapshot()]
+        remote = self.remote.to_json() if self.remote is not None else {"recent": [], "local_only": []}
         send(framing.reply("status", pid=os.getpid(), version=self.version, profiles=profiles,
-                           stats=self.service.stats(), **self.info))
+                           stats=self.service.stats(), remote=remote, **self.info))
+
+    async def _op_remote(self, request: dict[str, Any], send: Send) -> None:
+        """Mark profiles local-only (``local_only`` true) or serve them to forwarded callers again."""
+        if self.remote is None:
+            raise BadRequest("this daemon has no remote-use policy")
+        local_only = request.get("local_only")
+        if not isinstance(local_only, bool):
+            raise BadRequest("local_only must be true or false")
+        for profile in self._profiles(request):
+            self.remote.mark(profile.key, local_only=local_only)
+            send(framing.reply("remote_policy", key=profile.key, local_only=local_only))
+        send(framing.reply("done"))
 
     async def _op_shutdown(self, request: dict[str, Any], send: Send) -> None:
         send(framing.reply("bye"))
@@ -169,6 +202,13 @@ class Handler:
             views = [v for v in views if v.state in ("sign_in_required", "unknown", "error")]
         found = [self.service.profile(v.key) for v in views]
         return [p for p in found if p is not None]
+
+
+def _desktop() -> str:
+    try:
+        return os.uname().nodename
+    except AttributeError:  # Windows
+        return os.environ.get("COMPUTERNAME", "this computer")
 
 
 # The same kubeconfig sends the same arguments thousands of times: parse each distinct one once.

@@ -44,6 +44,14 @@ def parse_ucred(data: bytes) -> int:
     return int(uid)
 
 
+def parse_ucred_pid(data: bytes) -> int:
+    """The pid in a Linux ``struct ucred`` (the process that connected, as of connect())."""
+    if len(data) < UCRED.size:
+        raise PeerCredError(f"struct ucred is {UCRED.size} bytes; got {len(data)}")
+    pid, _uid, _gid = UCRED.unpack_from(data)
+    return int(pid)
+
+
 def parse_xucred(data: bytes) -> int:
     """The uid in a BSD/macOS ``struct xucred``, after checking its version and group count."""
     # The uid sits at a fixed offset, but an answer shorter than the struct, of another version, or
@@ -78,4 +86,14 @@ def peer_uid(getsockopt: GetSockOpt, platform: str = sys.platform) -> int | None
         return parse_ucred(getsockopt(socket.SOL_SOCKET, SO_PEERCRED, UCRED.size))
     if how == "xucred":
         return parse_xucred(getsockopt(SOL_LOCAL, LOCAL_PEERCRED, XUCRED.size))
+    return None
+
+
+def peer_pid(getsockopt: GetSockOpt, platform: str = sys.platform) -> int | None:
+    """The peer's pid where the kernel tells it with the uid (Linux); None elsewhere.
+
+    macOS has LOCAL_PEERPID, but kubetray does not ask it yet: there a forwarded caller counts as local.
+    """
+    if method(platform) == "ucred":
+        return parse_ucred_pid(getsockopt(socket.SOL_SOCKET, SO_PEERCRED, UCRED.size))
     return None

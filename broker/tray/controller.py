@@ -22,6 +22,7 @@ from broker.autostart import Autostart
 from broker.core.errors import KubetrayError
 from broker.core.model import Profile, Token
 from broker.core.ports import Clock
+from broker.core.remote import RemoteGate
 from broker.core.service import TokenService
 from broker.core.state import ProfileView
 from broker.tray import presenter
@@ -67,8 +68,10 @@ class TrayController:
         open_logs: Callable[[str], None] = open_folder,
         tick: float = TICK_SECONDS,
         contexts: Callable[[], Mapping[str, Sequence[str]]] | None = None,
+        remote: RemoteGate | None = None,
     ) -> None:
         self._contexts = contexts
+        self._remote = remote
         self._contexts_seen: tuple[float, tuple[tuple[str, tuple[str, ...]], ...]] = (float("-inf"), ())
         self._service = service
         self._view = view
@@ -157,6 +160,9 @@ class TrayController:
         with self._lock:
             info = self._info
         info = replace(info, contexts=self._current_contexts())
+        if self._remote is not None:
+            info = replace(info, remote=tuple(self._remote.recent()),
+                           local_only=tuple(sorted(self._remote.local_only())))
         if self._autostart is None:
             return info
         try:

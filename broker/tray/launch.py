@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
 from broker.autostart import Autostart, AutostartError
+from broker.core.remote import RemoteGate
 from broker.core.service import TokenService
 from broker.tray.controller import TrayController
 from broker.tray.presenter import TrayInfo
@@ -35,6 +36,7 @@ class Serving(Protocol):
 
     service: TokenService
     stopping: threading.Event
+    remote: RemoteGate | None
 
 
 def serve(daemon: Serving, info: TrayInfo, *, report: Report | None = None,
@@ -54,7 +56,7 @@ def serve(daemon: Serving, info: TrayInfo, *, report: Report | None = None,
     controller = TrayController(
         daemon.service, _NoView(), info, clock=daemon.service.clock,
         sign_out=daemon.service.source.sign_out, stop=daemon.stopping.set, autostart=autostart,
-        contexts=contexts,
+        contexts=contexts, remote=daemon.remote,
     )
     try:
         view = TrayView.create(controller)

@@ -1,0 +1,125 @@
+"""Remote use through a forwarded socket: who came through ssh, for which profile, and what is refused.
+
+A caller is *forwarded* when the kernel names an ssh process as the peer of its connection (see
+broker/ipc/origin.py): that much is verified. The host a request says it comes from (``origin``) is
+only what the remote shim claims and is shown as such. Profiles can be marked local-only, so that a
+forwarded caller is refused for them; the mark lives in the daemon (never in a kubeconfig the remote
+side could edit) and is kept across restarts through a :class:`LocalOnlyStore`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import Protocol
+
+from broker.core.errors import LocalOnly
+from broker.core.ports import Clock
+
+# How many remote uses status and the tray remember (most recent first); memory only.
+KEEP_RECENT = 20
+# An origin is a hostname; anything longer or stranger is cut and cleaned before it is shown.
+MAX_ORIGIN = 64
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is at the other end of one connection, as far as the kernel can tell.
+
+    ``forwarded`` is True when the peer process is an ssh client or server (``via`` names it), i.e.
+    the request was relayed from another machine; ``pid`` is the peer's pid where the OS gives one.
+    """
+
+    forwarded: bool = False
+    via: str = ""
+    pid: int | None = None
+
+
+LOCAL = Caller()
+
+
+@dataclass(frozen=True)
+class RemoteUse:
+    """One request a forwarded caller made. ``origin`` is the remote shim's claim, not verified."""
+
+    origin: str
+    profile: str
+    at: float
+    via: str
+    refused: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class LocalOnlyStore(Protocol):
+    """Where the set of local-only profile keys is kept between daemon runs (non-secret)."""
+
+    def load(self) -> list[str]: ...
+
+    def save(self, keys: list[str]) -> None: ...
+
+
+def clean_origin(origin: object) -> str:
+    """A printable, bounded hostname from a request's ``origin`` field ("" when absent or not text)."""
+    if not isinstance(origin, str):
+        return ""
+    kept = "".join(c for c in origin if c.isalnum() or c in "-._:")
+    return kept[:MAX_ORIGIN]
+
+
+class RemoteGate:
+    """Admits or refuses forwarded callers per profile and remembers recent remote use. Thread-safe."""
+
+    def __init__(self, clock: Clock, store: LocalOnlyStore | None = None, keep: int = KEEP_RECENT) -> None:
+        self._clock = clock
+        self._store = store
+        self._lock = threading.Lock()
+        self._recent: deque[RemoteUse] = deque(maxlen=keep)
+        self._local_only: set[str] = set()
+        if store is not None:
+            try:
+                self._local_only = {k for k in store.load() if isinstance(k, str)}
+            except (OSError, ValueError):
+                self._local_only = set()  # unreadable: start open, `kubetray remote deny` rewrites it
+
+    def admit(self, caller: Caller, origin: str, key: str, *, local_only_flag: bool = False) -> None:
+        """Let the call through, or raise LocalOnly. A local call carrying --local-only marks the profile."""
+        if not caller.forwarded:
+            if local_only_flag and key not in self.local_only():
+                self.mark(key, local_only=True)
+            return
+        refused = local_only_flag or key in self.local_only()
+        with self._lock:
+            self._recent.appendleft(RemoteUse(origin or "unknown host", key, self._clock.now(), caller.via,
+                                              refused))
+        if refused:
+            raise LocalOnly(
+                f"profile {key} is local-only: kubetray does not serve it to callers forwarded through "
+                f"{caller.via or 'ssh'}; run kubectl on the desktop, or there run `kubetray remote allow {key}`"
+            )
+
+    def mark(self, key: str, *, local_only: bool) -> None:
+        """Mark (or unmark) a profile local-only, and save the set."""
+        with self._lock:
+            if local_only:
+                self._local_only.add(key)
+            else:
+                self._local_only.discard(key)
+            keys = sorted(self._local_only)
+        if self._store is not None:
+            self._store.save(keys)
+
+    def local_only(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._local_only)
+
+    def recent(self) -> list[RemoteUse]:
+        """Remote uses, most recent first."""
+        with self._lock:
+            return list(self._recent)
+
+    def to_json(self) -> dict[str, object]:
+        """For the status reply: recent uses and local-only keys."""
+        return {"recent": [u.to_json() for u in self.recent()], "local_only": sorted(self.local_only())}
