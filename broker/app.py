@@ -98,8 +98,8 @@ def build_daemon(
     unix.secure_runtime_dir(paths.runtime_dir)
     listener = unix.listen(paths.socket)
 
-    def sign_out(profile: Profile) -> None:
-        source.sign_out(profile)
+    def sign_out(profile: Profile) -> str | None:
+        return source.sign_out(profile)
 
     # "tray" is present from the start, so the IPC thread never sees the dict change size.
     info: dict[str, object] = {"socket": paths.socket, "keyring": keyring_name, "log_dir": paths.log_dir,

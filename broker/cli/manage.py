@@ -181,6 +181,8 @@ def _print_result(reply: dict[str, Any]) -> None:
         print(f"refreshed {reply.get('key')} (expires {when(reply.get('expires_on'))})")
     elif kind == "signed_out":
         print(f"signed out {reply.get('key')}: its tokens are gone from the keyring and the daemon")
+        if reply.get("note"):
+            print(f"  {reply['note']}")
     elif kind == "bye":
         print("kubetray stopped")
 

@@ -42,7 +42,7 @@ class Handler:
     version: str = "0"
     info: dict[str, object] = field(default_factory=dict)  # socket, keyring backend, … for status
     on_shutdown: Callable[[], None] | None = None
-    on_logout: Callable[[Profile], None] | None = None
+    on_logout: Callable[[Profile], str | None] | None = None  # returns a note (e.g. how revocation went)
     secrets: SecretBag | None = None  # where secrets a shim passed are kept (memory only)
     remote: RemoteGate | None = None  # local-only profiles and recent remote use; None: no remote policy
 
@@ -133,11 +133,12 @@ class Handler:
 
     async def _op_logout(self, request: dict[str, Any], send: Send) -> None:
         for profile in self._profiles(request):
+            note = None
             if self.on_logout is not None:
-                await asyncio.get_running_loop().run_in_executor(None, self.on_logout, profile)
+                note = await asyncio.get_running_loop().run_in_executor(None, self.on_logout, profile)
             self.service.forget_token(profile.key)
             self._credential_line.cache_clear()
-            send(framing.reply("signed_out", key=profile.key))
+            send(framing.reply("signed_out", key=profile.key, **({"note": note} if note else {})))
         send(framing.reply("done"))
 
     async def _op_status(self, request: dict[str, Any], send: Send) -> None:

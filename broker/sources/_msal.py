@@ -20,6 +20,7 @@ from broker.core.errors import KubetrayError, LoginFailed, LoginRequired
 from broker.core.model import LOGIN_DEVICECODE, LOGIN_INTERACTIVE, Profile, Token
 from broker.core.ports import Clock, Progress, SecretStore
 from broker.sources import _errors
+from broker.sources._revocation import ENTRA_NOTE
 
 log = logging.getLogger(__name__)
 
@@ -120,15 +121,17 @@ class MsalSource:
             return self._device_code(app, profile, progress)
         return self._interactive(app, profile, progress)
 
-    def sign_out(self, profile: Profile) -> None:
+    def sign_out(self, profile: Profile) -> str | None:
         """Forget every account of this authority + client id, and delete its keyring entry (every chunk):
-        an emptied cache would otherwise stay behind in the keyring."""
+        an emptied cache would otherwise stay behind in the keyring. Entra has no revocation endpoint, so
+        the returned note says how to end the sessions centrally."""
         app = self._app(profile)
         for account in app.app.get_accounts():
             app.app.remove_account(account)
         with app.lock:
             self._store.delete(app.cache_name)
             app.cache.has_state_changed = False
+        return ENTRA_NOTE
 
     # -- flows -------------------------------------------------------------------------------------
     def _interactive(self, app: _App, profile: Profile, progress: Progress) -> Token:

@@ -31,7 +31,7 @@ from broker.core.model import (
     Token,
 )
 from broker.core.ports import Clock, Progress, SecretStore
-from broker.sources import _errors
+from broker.sources import _errors, _revocation
 from broker.sources._msal import poll_device_flow
 from broker.sources._oidc_http import VerifyingSession, trust_for
 
@@ -104,11 +104,21 @@ class OidcSource:
             return self._device_code(app, profile, progress)
         return self._authcode(app, profile, progress)
 
-    def sign_out(self, profile: Profile) -> None:
+    def sign_out(self, profile: Profile) -> str | None:
+        """Revoke the refresh tokens at the provider (RFC 7009, when it offers that), then delete them here
+        whatever the provider said. Returns the sentence saying how revocation went (None: nothing to revoke)."""
         app = self._app(profile)
+        tokens = [str(item.get("secret") or "") for item in app.cache.search(
+            msal.TokenCache.CredentialType.REFRESH_TOKEN, query={"client_id": profile.client_id})]
+        note = None
+        if any(tokens):
+            note = _revocation.revoke(VerifyingSession(trust_for(profile)), profile.authority, profile.client_id,
+                                      self._secrets.get(profile.key).client_secret, [t for t in tokens if t],
+                                      timeout=min(30.0, max(5.0, profile.timeout)))
         for account in app.app.get_accounts():
             app.app.remove_account(account)
         self._persist(profile, app)
+        return note
 
     # -- grants ------------------------------------------------------------------------------------
     def _authcode(self, app: _App, profile: Profile, progress: Progress) -> Token:

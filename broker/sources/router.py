@@ -45,8 +45,8 @@ class LoginRouter:
     def sign_in(self, profile: Profile, progress: Progress) -> Token:
         return self._source(profile).sign_in(profile, progress)
 
-    def sign_out(self, profile: Profile) -> None:
-        self._source(profile).sign_out(profile)
+    def sign_out(self, profile: Profile) -> str | None:
+        return self._source(profile).sign_out(profile)
 
 
 def build_router(

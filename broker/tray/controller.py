@@ -62,7 +62,7 @@ class TrayController:
         info: TrayInfo,
         *,
         clock: Clock,
-        sign_out: Callable[[Profile], None],
+        sign_out: Callable[[Profile], object],
         stop: Callable[[], None],
         autostart: Autostart | None = None,
         open_logs: Callable[[str], None] = open_folder,

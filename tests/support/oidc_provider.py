@@ -81,7 +81,7 @@ class OidcProvider:
             with contextlib.suppress(ValueError):
                 doc = json.loads(line)
                 with self._lock:
-                    self._events[f"{doc.get('event')}:{doc.get('grant_type')}"] += 1
+                    self._events[f"{doc.get('event')}:{doc.get('grant_type') or doc.get('token_kind')}"] += 1
                     if doc.get("event") == "grant.error":
                         self._errors.append(f"{doc.get('grant_type')}: {doc.get('error')}")
 
@@ -90,6 +90,12 @@ class OidcProvider:
         with self._lock:
             return sum(n for k, n in self._events.items()
                        if k.startswith("grant.success:") and k.endswith(grant_type))
+
+    def events(self, name: str, detail: str = "") -> int:
+        """How many events ``name`` (e.g. ``revocation.success``, detail ``refresh_token``) it reported."""
+        with self._lock:
+            return sum(n for k, n in self._events.items()
+                       if k.split(":", 1)[0] == name and (not detail or k.split(":", 1)[1] == detail))
 
     @property
     def grant_errors(self) -> list[str]:
