@@ -20,7 +20,7 @@ _ESCAPES[ord("\\")] = "\\\\"
 _ESCAPES.update({i: f"\\u{i:04x}" for i in range(0xDC80, 0xDD00)})
 
 # Environment variables the daemon may need to interpret the arguments as kubelogin would.
-_FORWARDED_ENV_PREFIXES = ("AAD_", "AZURE_", "KUBELOGIN_")
+_FORWARDED_ENV_PREFIXES = wire.FORWARDED_ENV_PREFIXES
 
 
 def origin() -> str:

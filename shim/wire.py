@@ -25,6 +25,11 @@ MAX_REQUEST_BYTES = 64 * 1024
 # hand the ExecCredential to kubectl by slicing, without importing json (see docs/protocol.md).
 CREDENTIAL_PREFIX = b'{"v":1,"type":"credential","body":'
 
+# Environment variables the shim forwards (by prefix; a full name is its own prefix): what Azure
+# kubelogin reads to interpret its arguments, including the Azure Pipelines and Terraform (ARM_) names.
+FORWARDED_ENV_PREFIXES = ("AAD_", "AZURE_", "KUBELOGIN_", "AZURESUBSCRIPTION_", "ARM_", "SYSTEM_ACCESSTOKEN",
+                          "SYSTEM_OIDCREQUESTURI")
+
 SOCKET_NAME = "kubetray.sock"
 APP_NAME = "kubetray"
 

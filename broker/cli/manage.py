@@ -14,6 +14,7 @@ from broker.ipc import instance
 from broker.kubeconfig import contexts as kcontexts
 from broker.kubeconfig.files import KubeconfigError
 from broker.process.paths import Paths
+from shim import wire
 
 
 class CliError(Exception):
@@ -61,7 +62,7 @@ def exec_token(paths: Paths, entry: kcontexts.ExecEntry) -> str:
                        f"`kubetray convert-kubeconfig --context {entry.context}` first", 2)
     ensure_daemon(paths)
     info = {"kind": "ExecCredential", "apiVersion": API_V1, "spec": {"interactive": sys.stdin.isatty()}}
-    env = {k: v for k, v in entry.env.items() if k.startswith(("AAD_", "AZURE_", "KUBELOGIN_"))}
+    env = {k: v for k, v in entry.env.items() if k.startswith(wire.FORWARDED_ENV_PREFIXES)}
     for reply in replies(paths, "exec", timeout=None, argv=list(entry.args), exec_info=json.dumps(info),
                          stdin_tty=sys.stdin.isatty(), env=env):
         if reply.get("type") == "credential":

@@ -173,7 +173,8 @@ class Handler:
         if not isinstance(cwd, str):
             raise BadRequest("cwd must be a string")
         # Only the variables kubelogin reads matter; the rest would only split the parse cache.
-        relevant = tuple(sorted((k, v) for k, v in env.items() if k.startswith(("AAD_", "AZURE_"))))
+        relevant = tuple(sorted((k, v) for k, v in env.items() if k.startswith(wire.FORWARDED_ENV_PREFIXES)
+                                and not k.startswith("KUBELOGIN_")))
         parsed = _parse_exec(tuple(argv), relevant, cwd)
         if self.secrets is not None:
             self.secrets.put(parsed.profile.key, parsed.secrets)

@@ -1,0 +1,94 @@
+"""Entra ID through the Azure Developer CLI (``azd``): the token ``azd auth token`` prints.
+
+Like azurecli: azd owns the sign-in and its refresh tokens; kubetray holds only the access token in
+memory and never past the expiry azd reported, so ``azd auth logout`` takes effect when it runs out.
+The command line is azidentity's AzureDeveloperCLICredential's (what Azure kubelogin runs).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+
+from broker.core.errors import AuthError, InvalidArguments, ProviderUnreachable
+from broker.core.model import Profile, Token
+from broker.core.ports import Clock, Progress
+
+Runner = Callable[[Sequence[str], float], "subprocess.CompletedProcess[bytes]"]
+Which = Callable[[str], "str | None"]
+
+
+def _run(argv: Sequence[str], timeout: float) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(list(argv), capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+
+
+def azd_argv(azd: str, profile: Profile) -> list[str]:
+    """``azd auth token -o json --no-prompt --scope <server>/.default [--tenant-id T]``."""
+    argv = [azd, "auth", "token", "-o", "json", "--no-prompt", "--scope", f"{profile.server_id}/.default"]
+    if profile.tenant_id:
+        argv += ["--tenant-id", profile.tenant_id]
+    return argv
+
+
+def parse_azd_token(stdout: bytes) -> tuple[str, float]:
+    """(token, expiry epoch) from azd's ``{"token": …, "expiresOn": "2006-01-02T15:04:05Z"}``; ValueError else."""
+    try:
+        doc = json.loads(stdout)
+        token, expires = doc["token"], doc["expiresOn"]
+    except (KeyError, TypeError) as exc:
+        raise ValueError("not azd's token document") from exc
+    if not isinstance(token, str) or not token or not isinstance(expires, str):
+        raise ValueError("not azd's token document")
+    when = dt.datetime.fromisoformat(expires.replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)  # azd prints UTC
+    return token, when.timestamp()
+
+
+class AzdSource:
+    """TokenSource for ``azd`` profiles. ``which`` finds azd (today on the daemon's PATH; the seam for the
+    caller's PATH is ``acquire_with``)."""
+
+    def __init__(self, clock: Clock, *, run: Runner = _run, which: Which = shutil.which) -> None:
+        self._clock = clock
+        self._run = run
+        self._which = which
+
+    def acquire_silent(self, profile: Profile, *, force_refresh: bool, account_id: str = "") -> Token:
+        return self.acquire_with(profile, self._which("azd"))
+
+    def acquire_with(self, profile: Profile, azd: str | None) -> Token:
+        """Run ``azd`` (its resolved path, or None when it was not found) for the profile's token."""
+        if azd is None:
+            raise InvalidArguments("--login azd needs the Azure Developer CLI (`azd`) on the PATH; install it")
+        started = self._clock.now()
+        try:
+            proc = self._run(azd_argv(azd, profile), max(5.0, profile.timeout))
+        except subprocess.TimeoutExpired:
+            raise ProviderUnreachable(f"`azd auth token` did not finish in {int(profile.timeout)} s") from None
+        except OSError as exc:
+            raise InvalidArguments(
+                f"cannot run the Azure Developer CLI ({exc.strerror}); check its installation") from None
+        if proc.returncode != 0:
+            # azd's stderr says what is wrong ("not logged in, run `azd auth login`"); it carries no token.
+            lines = [ln.strip() for ln in proc.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+            reason = next((ln for ln in lines if "ERROR" in ln.upper()), lines[0] if lines else "no output")
+            raise AuthError(f"the Azure Developer CLI could not get a token ({reason[:300]}); run `azd auth login`",
+                            error="azd")
+        try:
+            token, expires_on = parse_azd_token(proc.stdout)
+        except ValueError:
+            raise AuthError("the Azure Developer CLI printed no token this kubetray understands; update azd",
+                            error="azd") from None
+        return Token(access_token=token, expires_on=expires_on, obtained_at=started, account="Azure Developer CLI",
+                     tenant_id=profile.tenant_id)
+
+    def sign_in(self, profile: Profile, progress: Progress) -> Token:
+        return self.acquire_silent(profile, force_refresh=True)
+
+    def sign_out(self, profile: Profile) -> str | None:
+        """Nothing is held but the access token in the service."""
+        return "azd keeps its own sign-in: run `azd auth logout` to end it"
