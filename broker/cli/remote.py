@@ -88,7 +88,10 @@ def ssh_config_text(host: str, local_socket: str, remote_home: str) -> str:
 
 def remote_kubeconfig(entry_args: tuple[str, ...], context: str, user: str, cluster_name: str,
                       cluster: Any, *, python: str, remote_home: str) -> dict[str, Any]:
-    """A one-context kubeconfig for the ssh host: the same get-token arguments, run by the zipapp shim."""
+    """A one-context kubeconfig for the ssh host: the same get-token arguments, run by the zipapp shim
+    (through shimzip.BOOTSTRAP, the fast way to start it)."""
+    from broker.process.shimzip import BOOTSTRAP
+
     for arg in entry_args:
         if arg.split("=", 1)[0] in _SECRET_FLAGS:
             raise ValueError(f"context {context!r} passes a secret in its arguments ({arg.split('=', 1)[0]}); "
@@ -101,7 +104,7 @@ def remote_kubeconfig(entry_args: tuple[str, ...], context: str, user: str, clus
         "users": [{"name": user, "user": {"exec": {
             "apiVersion": "client.authentication.k8s.io/v1",
             "command": python,
-            "args": ["-IS", remote_shim, *entry_args],
+            "args": ["-IS", "-c", BOOTSTRAP, remote_shim, *entry_args],
             "env": [{"name": "KUBETRAY_SOCKET", "value": remote_socket}],
             "interactiveMode": "IfAvailable",
             "provideClusterInfo": False,

@@ -8,8 +8,11 @@ it talks to the desktop's daemon through the socket ssh forwards (``KUBETRAY_SOC
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
+import marshal
 import os
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -27,24 +30,45 @@ from shim.main import main
 main()
 '''
 INTERPRETER = b"#!/usr/bin/env python3\n"
+# What a kubeconfig runs: ``python3 -IS -c BOOTSTRAP <archive> get-token …``. The same shim as
+# ``python3 -IS <archive>``, without runpy, which Python imports to run any zipapp and which (with
+# importlib.util, contextlib, collections, os) doubles the shim's start-up (docs/protocol.md).
+BOOTSTRAP = ("import sys;sys.path[0:0]=sys.argv[1:2];import shim;shim.REMOTE=True;"
+             "from shim.main import main;del sys.argv[0];main()")
 # Fixed timestamps: the same kubetray builds the same bytes (easy to compare across hosts).
 _STAMP = (2020, 1, 1, 0, 0, 0)
 
 
+def _pyc(source: bytes, name: str) -> bytes:
+    """Bytecode for this interpreter, as an unchecked hash-based .pyc (PEP 552): zipimport then uses it
+    without comparing timestamps. Another Python version finds the wrong magic number and quietly
+    compiles the .py beside it instead."""
+    code = compile(source, name, "exec", dont_inherit=True)
+    flags = (1).to_bytes(4, "little")  # hash-based, not checked against the source
+    return importlib.util.MAGIC_NUMBER + flags + importlib.util.source_hash(source) + marshal.dumps(code)
+
+
 def archive_bytes() -> bytes:
-    """The zipapp's bytes: a shebang, then a zip of shim/*.py and a __main__.py."""
+    """The zipapp's bytes: a shebang, then an uncompressed zip of shim/*.py (+ .pyc) and __main__.py.
+
+    Uncompressed and precompiled because the shim runs on every kubectl call: inflating needs zlib and
+    compiling the source costs more than the rest of the shim's start-up (measured in docs/protocol.md).
+    """
     source = Path(shim.__file__).resolve().parent
     buf = io.BytesIO()
     buf.write(INTERPRETER)
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
         for name in MODULES:
-            info = zipfile.ZipInfo(f"shim/{name}", _STAMP)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, (source / name).read_bytes())
-        info = zipfile.ZipInfo("__main__.py", _STAMP)
-        info.compress_type = zipfile.ZIP_DEFLATED
-        zf.writestr(info, MAIN)
+            data = (source / name).read_bytes()
+            zf.writestr(zipfile.ZipInfo(f"shim/{name}", _STAMP), data)
+            zf.writestr(zipfile.ZipInfo(f"shim/{name}c", _STAMP), _pyc(data, f"shim/{name}"))
+        zf.writestr(zipfile.ZipInfo("__main__.py", _STAMP), MAIN)
     return buf.getvalue()
+
+
+def built_for() -> str:
+    """The Python version whose bytecode the archive carries (others compile the sources)."""
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
 def write(path: str) -> str:

@@ -4,6 +4,7 @@ text, the single-file shim and the tray's lines. Fakes at the edges; the real th
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import subprocess
@@ -227,7 +228,8 @@ def test_the_zipapp_holds_only_the_shim_and_runs_isolated(tmp_path: Path) -> Non
     path = shimzip.write(str(tmp_path / "kubetray-shim.pyz"))
     with zipfile.ZipFile(path) as zf:
         names = sorted(zf.namelist())
-    assert names == sorted(["__main__.py", *(f"shim/{m}" for m in shimzip.MODULES)])
+    assert names == sorted(["__main__.py", *(f"shim/{m}" for m in shimzip.MODULES),
+                            *(f"shim/{m}c" for m in shimzip.MODULES)])
     assert shimzip.archive_bytes() == Path(path).read_bytes()  # reproducible
     env = {"PATH": "/usr/bin:/bin", "KUBETRAY_SOCKET": str(tmp_path / "nobody-here.sock")}
     proc = subprocess.run([sys.executable, "-IS", path, "get-token", *ARGS[1:]], env=env, capture_output=True,
@@ -236,6 +238,25 @@ def test_the_zipapp_holds_only_the_shim_and_runs_isolated(tmp_path: Path) -> Non
     assert b"is the ssh session that forwards it open?" in proc.stderr
     assert not (tmp_path / "start.log").exists()  # never tries to start a daemon on the ssh host
     usage = subprocess.run([sys.executable, "-IS", path, "--help"], capture_output=True, timeout=30, check=False)
+    assert usage.returncode == 0 and b"get-token" in usage.stdout
+    fast = subprocess.run([sys.executable, "-IS", "-c", shimzip.BOOTSTRAP, path, "get-token", *ARGS[1:]], env=env,
+                          capture_output=True, timeout=30, check=False)
+    assert (fast.returncode, fast.stderr) == (proc.returncode, proc.stderr)  # the same shim, started faster
+
+
+def test_the_archive_runs_on_a_python_its_bytecode_was_not_built_for(tmp_path: Path) -> None:
+    path = Path(shimzip.write(str(tmp_path / "kubetray-shim.pyz")))
+    with zipfile.ZipFile(path) as zf:
+        pyc = zf.read("shim/main.pyc")
+    assert pyc[:4] == importlib.util.MAGIC_NUMBER
+    # Another interpreter version finds a foreign magic number and compiles the source beside it.
+    broken = tmp_path / "foreign.pyz"
+    data = path.read_bytes()
+    broken.write_bytes(data.replace(importlib.util.MAGIC_NUMBER + (1).to_bytes(4, "little"),
+                                    b"\x00\x00\r\n" + (1).to_bytes(4, "little")))
+    assert broken.read_bytes() != data
+    usage = subprocess.run([sys.executable, "-IS", str(broken), "--help"], capture_output=True, timeout=30,
+                           check=False)
     assert usage.returncode == 0 and b"get-token" in usage.stdout
 
 
@@ -254,7 +275,7 @@ def test_remote_kubeconfig_runs_the_zipapp_against_the_forwarded_socket() -> Non
                                        python="python3", remote_home="/home/alice")
     exec_ = doc["users"][0]["user"]["exec"]
     assert exec_["command"] == "python3"
-    assert exec_["args"] == ["-IS", "/home/alice/.kubetray/kubetray-shim.pyz", *ARGS]
+    assert exec_["args"] == ["-IS", "-c", shimzip.BOOTSTRAP, "/home/alice/.kubetray/kubetray-shim.pyz", *ARGS]
     assert exec_["env"] == [{"name": "KUBETRAY_SOCKET", "value": "/home/alice/.kubetray/kubetray.sock"}]
     assert doc["clusters"] == [{"name": "c", "cluster": {"server": "https://k"}}]
 
