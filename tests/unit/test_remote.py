@@ -312,3 +312,37 @@ def test_the_tray_lists_recent_remote_use_and_marks_local_only_profiles() -> Non
         presenter.build([_view("k1", "a")], presenter.TrayInfo("1", "kr", "/s", "/l"), now + 1)
     assert not any(i.label.startswith("Remote use") for i in
                    presenter.build([], presenter.TrayInfo("1", "kr", "/s", "/l"), now).menu)
+
+
+def test_the_tray_controller_shows_what_the_daemons_gate_recorded() -> None:
+    from broker.tray.controller import TrayController
+    from tests.support.fakes import profile
+
+    class Shown:
+        def __init__(self) -> None:
+            self.models: list[presenter.TrayModel] = []
+
+        def show(self, model: presenter.TrayModel, *, from_timer: bool = False) -> None:
+            self.models.append(model)
+
+        def notify(self, title: str, message: str) -> None:
+            pass
+
+    clock = FakeClock()
+    source, submit = FakeSource(clock), ThreadSubmit()
+    service = TokenService(source=source, clock=clock, submit=submit, rand=lambda: 0.5)
+    gate = RemoteGate(clock)
+    view = Shown()
+    controller = TrayController(service, view, presenter.TrayInfo("1", "kr", "/s", "/l"), clock=clock,
+                                sign_out=source.sign_out, stop=lambda: None, tick=3600, remote=gate)
+    try:
+        p = profile()
+        service.login(p).result(5)
+        gate.mark(p.key, local_only=True)
+        with pytest.raises(LocalOnly):
+            gate.admit(SSH, "devbox", p.key)
+        controller.update()
+        labels = [i.label for i in view.models[-1].menu]
+        assert "Remote use: devbox, just now" in labels
+    finally:
+        submit.close()
