@@ -115,6 +115,10 @@ class Handler:
                     f"kubetray: this call came from {origin or 'a remote host'} through {caller.via}; "
                     f"a sign-in opens on the desktop where kubetray runs ({_desktop()}): look there"))
             person = info.interactive if info.interactive is not None else request.get("stdin_tty") is True
+            # A forwarded caller's "a person is here" is a claim from another machine, and the sign-in it
+            # would start opens on this desktop: it gets the automatic sign-in policy (one attempt until a
+            # sign-in completes), never a browser tab on demand.
+            person = person and not caller.forwarded
             token = await self._await(self.service.get_token, profile, send, person_present=person)
         send(self._credential_line(info.api_version, token))
 

@@ -160,3 +160,11 @@ def test_the_ssh_host_gets_credentials_but_no_management(rig: Rig, remote: Remot
     (pong,) = remote.ask({"v": 1, "op": "ping"})
     assert pong["type"] == "pong"
     assert rig.daemon_pid() is not None  # still running: shutdown was refused
+
+
+def test_with_the_ssh_session_closed_the_remote_shim_says_so_and_starts_nothing(remote: Remote) -> None:
+    remote.sshd.stop()
+    proc = remote.kubectl("get", "pods")
+    assert proc.returncode != 0
+    assert b"is the ssh session that forwards it open?" in proc.stderr
+    assert not (remote.home / ".kubetray" / "start.log").exists()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from broker.cli import remote as cli_remote
-from broker.core.errors import LocalOnly
+from broker.core.errors import LocalOnly, LoginFailed
 from broker.core.remote import LOCAL, Caller, RemoteGate, RemoteUse, clean_origin
 from broker.core.service import TokenService
 from broker.core.state import ProfileView
@@ -196,6 +196,22 @@ def test_a_forwarded_sign_in_tells_the_remote_caller_to_look_at_the_desktop() ->
         gate.mark(parse_exec(ARGS).profile.key, local_only=True)
         (refused,) = _ask(handler, {"v": 1, "op": "exec", "argv": ARGS, "exec_info": None}, SSH)
         assert refused["code"] == "local_only"
+    finally:
+        submit.close()
+
+
+def test_a_forwarded_caller_claiming_a_terminal_cannot_reopen_an_abandoned_sign_in() -> None:
+    clock = FakeClock()
+    handler, source, submit = _handler(clock, RemoteGate(clock))
+    try:
+        source.sign_in_error = LoginFailed("abandoned")
+        request = {"v": 1, "op": "exec", "argv": ARGS, "exec_info": None, "stdin_tty": True, "origin": "devbox"}
+        assert _ask(handler, request, SSH)[-1]["code"] == "login_failed"  # the one automatic attempt
+        source.sign_in_error = None
+        assert _ask(handler, request, SSH)[-1]["code"] == "login_required"  # no second tab on the desktop
+        assert source.sign_in_calls == 1
+        assert _ask(handler, request, LOCAL)[-1]["type"] == "credential"  # a terminal at the desktop may
+        assert source.sign_in_calls == 2
     finally:
         submit.close()
 
