@@ -11,6 +11,7 @@ import functools
 import json
 import logging
 import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -211,10 +212,7 @@ class Handler:
 
 
 def _desktop() -> str:
-    try:
-        return os.uname().nodename
-    except AttributeError:  # Windows
-        return os.environ.get("COMPUTERNAME", "this computer")
+    return socket.gethostname() or "this computer"
 
 
 # The same kubeconfig sends the same arguments thousands of times: parse each distinct one once.
