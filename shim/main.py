@@ -25,10 +25,9 @@ _FORWARDED_ENV_PREFIXES = wire.FORWARDED_ENV_PREFIXES
 
 def origin() -> str:
     """This host's name, for the daemon to show when the call is forwarded (informational only)."""
-    try:
-        return os.uname().nodename  # posix.uname: a builtin, no socket module
-    except AttributeError:  # nt has no uname
+    if sys.platform == "win32":  # nt has no uname
         return wire.getenv("COMPUTERNAME")
+    return os.uname().nodename  # posix.uname: a builtin, no socket module
 
 
 def _q(text: str) -> str:
