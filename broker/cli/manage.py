@@ -222,5 +222,7 @@ def _print_remote(remote: dict[str, Any]) -> None:
     print("\nremote use (host as the remote shim named it; the ssh relay is what the kernel showed):")
     for use in recent:
         outcome = "refused (local-only)" if use.get("refused") else "served"
+        if isinstance(use.get("count"), int) and use["count"] > 1:
+            outcome += f" ({use['count']} calls)"
         print(f"  {_ago(use.get('at'))}  {use.get('origin')} via {use.get('via')}  profile {use.get('profile')}  "
               f"{outcome}")

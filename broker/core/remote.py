@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Protocol
 
 from broker.core.errors import LocalOnly
@@ -41,13 +41,15 @@ LOCAL = Caller()
 
 @dataclass(frozen=True)
 class RemoteUse:
-    """One request a forwarded caller made. ``origin`` is the remote shim's claim, not verified."""
+    """Requests a forwarded caller made in a row (``count``, the last at ``at``). ``origin`` is the
+    remote shim's claim, not verified."""
 
     origin: str
     profile: str
     at: float
     via: str
     refused: bool = False
+    count: int = 1
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -91,9 +93,15 @@ class RemoteGate:
                 self.mark(key, local_only=True)
             return
         refused = local_only_flag or key in self.local_only()
+        use = RemoteUse(origin or "unknown host", key, self._clock.now(), caller.via, refused)
         with self._lock:
-            self._recent.appendleft(RemoteUse(origin or "unknown host", key, self._clock.now(), caller.via,
-                                              refused))
+            last = self._recent[0] if self._recent else None
+            if last is not None and (last.origin, last.profile, last.via, last.refused) == (
+                    use.origin, use.profile, use.via, use.refused):
+                # kubectl calls the shim for every command: one line per run of calls, not per call.
+                self._recent[0] = replace(use, count=last.count + 1)
+            else:
+                self._recent.appendleft(use)
         if refused:
             raise LocalOnly(
                 f"profile {key} is local-only: kubetray does not serve it to callers forwarded through "

@@ -195,6 +195,8 @@ def remote_item(uses: Sequence[RemoteUse], names: Mapping[str, str], now: float)
     lines = []
     for use in uses[:REMOTE_SHOWN]:
         outcome = " (refused: local-only)" if use.refused else ""
+        if use.count > 1:
+            outcome += f", {use.count} calls"
         profile = names.get(use.profile, use.profile)
         lines.append(Item(_short(f"{use.origin} via {use.via}: {profile}, {ago_text(use.at, now)}{outcome}", 90),
                           enabled=False))

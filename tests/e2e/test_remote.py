@@ -125,10 +125,10 @@ def test_a_sign_in_asked_for_on_the_ssh_host_opens_on_the_desktop_and_kubectl_th
     status = rig.status()
     recent = status["remote"]["recent"]
     key = status["profiles"][0]["key"]
-    assert [(u["origin"], u["via"], u["profile"], u["refused"]) for u in recent] == [
-        (REMOTE_HOST, "ssh", key, False)] * 2
+    assert [(u["origin"], u["via"], u["profile"], u["refused"], u["count"]) for u in recent] == [
+        (REMOTE_HOST, "ssh", key, False, 2)]
     text = rig.kubetray("status").stdout.decode()
-    assert f"{REMOTE_HOST} via ssh  profile {key}  served" in text
+    assert f"{REMOTE_HOST} via ssh  profile {key}  served (2 calls)" in text
 
 
 def test_a_local_only_profile_is_refused_to_the_ssh_host_and_still_served_at_the_desktop(

@@ -103,8 +103,9 @@ def test_forwarded_use_is_recorded_and_local_use_is_not() -> None:
     gate.admit(SSH, "devbox", "k1")
     clock.advance(60)
     gate.admit(SSH, "", "k2")
-    assert [(u.origin, u.profile, u.at, u.via, u.refused) for u in gate.recent()] == [
-        ("unknown host", "k2", clock.t, "ssh", False), ("devbox", "k1", clock.t - 60, "ssh", False)]
+    gate.admit(SSH, "", "k2")
+    assert [(u.origin, u.profile, u.at, u.via, u.refused, u.count) for u in gate.recent()] == [
+        ("unknown host", "k2", clock.t, "ssh", False, 2), ("devbox", "k1", clock.t - 60, "ssh", False, 1)]
 
 
 def test_local_only_refuses_forwarded_callers_only_and_survives_a_restart() -> None:
