@@ -168,3 +168,22 @@ def test_with_the_ssh_session_closed_the_remote_shim_says_so_and_starts_nothing(
     assert proc.returncode != 0
     assert b"is the ssh session that forwards it open?" in proc.stderr
     assert not (remote.home / ".kubetray" / "start.log").exists()
+
+
+def test_a_connection_relayed_by_sshd_counts_as_forwarded_too(rig: Rig) -> None:
+    """``ssh -L`` into the desktop: sshd's session process is the daemon's peer (not the ssh client)."""
+    daemon = daemon_proc.start(rig)
+    base = Path(tempfile.mkdtemp(prefix="kt-sshd-relay-"))
+    sshd = Sshd(base / "sshd", user="nobody", also_allow=("root",)).start()
+    try:
+        relay = base / "relay.sock"
+        sshd.forward(str(relay), str(rig.socket), direction="-L", user="root")
+        (reply,) = daemon_proc.ask(relay, b'{"v":1,"op":"status"}\n')
+        assert (reply["type"], reply["code"]) == ("error", "forbidden")
+        assert "forwarded through sshd" in str(reply["message"])
+        (direct,) = daemon_proc.ask(rig.socket, b'{"v":1,"op":"status"}\n')
+        assert direct["type"] == "status"  # the same request, locally
+    finally:
+        sshd.stop()
+        daemon_proc.stop(daemon)
+        shutil.rmtree(base, ignore_errors=True)

@@ -42,6 +42,7 @@ class Sshd:
 
     root: Path
     user: str
+    also_allow: tuple[str, ...] = ()  # further users who may log in with the same key
     port: int = 0
     _procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
@@ -59,7 +60,7 @@ class Sshd:
             "ListenAddress 127.0.0.1", f"Port {self.port}", f"HostKey {self.root / 'host_key'}",
             f"AuthorizedKeysFile {self.root / 'authorized_keys'}", "UsePAM no", "StrictModes no",
             "PasswordAuthentication no", "KbdInteractiveAuthentication no", "PubkeyAuthentication yes",
-            f"AllowUsers {self.user}", "AllowStreamLocalForwarding yes", "StreamLocalBindUnlink yes",
+            f"AllowUsers {' '.join((self.user, *self.also_allow))}", "AllowStreamLocalForwarding yes", "StreamLocalBindUnlink yes",
             "X11Forwarding no", "PidFile none", "LogLevel VERBOSE", "",
         ]))
         log = open(self.root / "sshd.log", "wb")  # noqa: SIM115 - kept open for the process's life
@@ -81,13 +82,13 @@ class Sshd:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def forward(self, remote_socket: str, local_socket: str, env: dict[str, str] | None = None,
-                timeout: float = 15) -> subprocess.Popen[bytes]:
-        """``ssh -N -R remote:local user@127.0.0.1``, run as this (the desktop's) user; returns when the
-        remote socket exists."""
+                timeout: float = 15, *, direction: str = "-R", user: str = "") -> subprocess.Popen[bytes]:
+        """``ssh -N -R remote:local user@127.0.0.1`` (or ``-L``, where sshd connects on the client's
+        behalf), run as this user; returns when the socket the forward listens on exists."""
         argv = [SSH, "-N", "-F", "none", "-i", str(self.root / "user_key"), "-p", str(self.port),
                 "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
                 "-o", "ExitOnForwardFailure=yes", "-o", "LogLevel=ERROR",
-                "-R", f"{remote_socket}:{local_socket}", f"{self.user}@127.0.0.1"]
+                direction, f"{remote_socket}:{local_socket}", f"{user or self.user}@127.0.0.1"]
         err = open(self.root / "ssh.log", "ab")  # noqa: SIM115
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=env)
         err.close()
