@@ -60,8 +60,8 @@ class Sshd:
             "ListenAddress 127.0.0.1", f"Port {self.port}", f"HostKey {self.root / 'host_key'}",
             f"AuthorizedKeysFile {self.root / 'authorized_keys'}", "UsePAM no", "StrictModes no",
             "PasswordAuthentication no", "KbdInteractiveAuthentication no", "PubkeyAuthentication yes",
-            f"AllowUsers {' '.join((self.user, *self.also_allow))}", "AllowStreamLocalForwarding yes", "StreamLocalBindUnlink yes",
-            "X11Forwarding no", "PidFile none", "LogLevel VERBOSE", "",
+            f"AllowUsers {' '.join((self.user, *self.also_allow))}", "AllowStreamLocalForwarding yes",
+            "StreamLocalBindUnlink yes", "X11Forwarding no", "PidFile none", "LogLevel VERBOSE", "",
         ]))
         log = open(self.root / "sshd.log", "wb")  # noqa: SIM115 - kept open for the process's life
         proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=log,
