@@ -113,7 +113,9 @@ def _other_reply(line: bytes) -> "int | None":
     except (ValueError, KeyError, TypeError):
         return _fail("the kubetray daemon sent a reply this shim does not understand; reinstall kubetray")
     if kind == "progress":
-        _write_all(2, ("{}\n".format(msg.get("message", ""))).encode("utf-8", "replace"))
+        from shim.text import printable  # a provider's words: no escape sequence reaches the terminal
+
+        _write_all(2, (printable(str(msg.get("message", ""))) + "\n").encode("utf-8", "replace"))
         return None
     if kind == "error":
         return _fail(str(msg.get("message") or msg.get("code") or "unknown error"))
@@ -121,7 +123,9 @@ def _other_reply(line: bytes) -> "int | None":
 
 
 def _fail(message: str) -> int:
-    _write_all(2, (f"kubetray: {message}\n").encode("utf-8", "replace"))
+    from shim.text import printable  # only on the way out: the fast path never gets here
+
+    _write_all(2, (f"kubetray: {printable(message)}\n").encode("utf-8", "replace"))
     return 1
 
 

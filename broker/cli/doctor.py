@@ -25,6 +25,7 @@ from broker.execplugin.kubelogin_args import parse_get_token
 from broker.ipc import instance
 from broker.kubeconfig.contexts import ExecEntry
 from broker.process.paths import Paths
+from shim.text import printable
 
 OK, FAIL, SKIP = "ok", "fail", "skip"
 
@@ -91,6 +92,37 @@ def _slow_start(shebang: str) -> str:
     if program.startswith("python") and not any(w.startswith("-") and "I" in w and "S" in w for w in words[1:]):
         return "is a Python launcher that imports site-packages on every start"
     return ""
+
+
+def check_kuberc(ctx: _Context) -> Result:
+    """kubectl 1.35+ refuses credential plugins its kuberc does not allow (KEP-3104)."""
+    from broker.kubeconfig import files, kuberc
+
+    name = "kuberc plugin policy"
+    try:
+        f = kuberc.read()
+    except files.KubeconfigError as exc:
+        return Result(name, FAIL, f"cannot read the kuberc: {exc}", "fix the file, or set KUBERC=off to ignore it")
+    if f is None:
+        return Result(name, OK, "KUBERC=off: kubectl reads no kuberc and runs every credential plugin")
+    shim = ctx.entry.command if ctx.entry is not None and ctx.entry.uses_shim else _launcher_path()
+    verdict = kuberc.judge(f, shim)
+    if not verdict.exists:
+        return Result(name, OK, f"no kuberc at {f.path}: kubectl runs every credential plugin")
+    if not verdict.refusal:
+        return Result(name, OK, f"{f.path} lets kubectl run {shim} (policy {verdict.policy})")
+    entry = kuberc.allowlist_entry(shim)
+    if verdict.policy == kuberc.ALLOWLIST:
+        fix = f"run `kubetray convert-kubeconfig --kuberc`, or add under credentialPluginAllowlist: {entry}"
+    else:
+        fix = f"set credentialPluginPolicy: Allowlist in {f.path} and add under credentialPluginAllowlist: {entry}"
+    return Result(name, FAIL, f"kubectl 1.35+ will refuse the shim: {f.path}: {verdict.refusal}", fix)
+
+
+def _launcher_path() -> str:
+    from broker.process.launcher import launcher_path
+
+    return launcher_path()
 
 
 def check_daemon(ctx: _Context) -> Result:
@@ -215,7 +247,7 @@ def check_token(ctx: _Context) -> Result:
     return Result(name, OK, f"signature, audience {aud}, client {caller}: valid; {left}; {skew}")
 
 
-CHECKS = (check_exec, check_daemon, check_socket_dir, check_keyring, check_discovery, check_token)
+CHECKS = (check_exec, check_kuberc, check_daemon, check_socket_dir, check_keyring, check_discovery, check_token)
 
 
 def run_doctor(args: argparse.Namespace, paths: Paths) -> int:
@@ -226,9 +258,10 @@ def run_doctor(args: argparse.Namespace, paths: Paths) -> int:
         results.append(result)
         if not args.json:
             mark = {OK: "OK  ", FAIL: "FAIL", SKIP: "SKIP"}[result.status]
-            print(f"{mark}  {result.check}: {result.detail}")
+            # Details quote kubeconfig values and provider answers: nothing in them may drive the terminal.
+            print(f"{mark}  {result.check}: {printable(result.detail)}")
             if result.fix:
-                print(f"      fix: {result.fix}")
+                print(f"      fix: {printable(result.fix)}")
             sys.stdout.flush()
     if args.json:
         print(json.dumps([asdict(r) for r in results], indent=2))

@@ -7,6 +7,9 @@ says what happened and what to do. Messages never contain token material.
 
 from __future__ import annotations
 
+import logging
+import secrets
+
 
 class KubetrayError(Exception):
     """Base of every error the broker reports. ``code`` is stable; ``message`` is for people."""
@@ -134,3 +137,19 @@ class LocalOnly(KubetrayError):
 
 
 ALL_CODES = (*ALL_CODES, LocalOnly.code)
+
+
+def error_id() -> str:
+    """A short random id that ties a message a person sees to the log record with the traceback."""
+    return secrets.token_hex(3)
+
+
+def unexpected(log: logging.Logger, exc: BaseException, what: str) -> KubetrayError:
+    """Log an exception nobody anticipated ONCE, with its traceback, and return the error to report.
+
+    The message names only the exception's type (its text is not ours to vouch for) and the id under
+    which the log has the rest: "… (kubetray error id 3f2a9c; see the log)".
+    """
+    ident = error_id()
+    log.error("%s [kubetray error id %s]", what, ident, exc_info=(type(exc), exc, exc.__traceback__))
+    return KubetrayError(f"{what} ({type(exc).__name__}; kubetray error id {ident}; see the log)")

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from broker.core.errors import KubetrayError, LoginFailed, LoginRequired, Timeout
+from broker.core.errors import KubetrayError, LoginFailed, LoginRequired, Timeout, unexpected
 from broker.core.flight import Flight
 from broker.core.model import Profile, Token
 from broker.core.policy import Policy
@@ -172,8 +172,8 @@ class TokenService:
         except KubetrayError as exc:
             self._finish(state, flight, error=exc)
         except Exception as exc:  # an adapter bug must not leave callers waiting forever
-            log.exception("unexpected error while getting a token for profile %s", profile.key)
-            self._finish(state, flight, error=KubetrayError(f"internal error ({type(exc).__name__}); see the log"))
+            error = unexpected(log, exc, f"internal error while getting a token for profile {profile.key}")
+            self._finish(state, flight, error=error)
         else:
             self._finish(state, flight, token=token)
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from broker.core.errors import BadRequest, Forbidden, KubetrayError, UnsupportedVersion
+from broker.core.errors import BadRequest, Forbidden, KubetrayError, UnsupportedVersion, unexpected
 from broker.core.model import Parsed, Profile, SecretBag, Token
 from broker.core.remote import LOCAL, Caller, RemoteGate, clean_origin
 from broker.core.service import TokenService
@@ -71,9 +71,8 @@ class Handler:
                 await method(request, send)
         except KubetrayError as exc:
             send(framing.error(exc))
-        except Exception:
-            log.exception("unexpected error while serving a request")
-            send(framing.error(KubetrayError("internal error in the kubetray daemon; see its log")))
+        except Exception as exc:
+            send(framing.error(unexpected(log, exc, "internal error in the kubetray daemon")))
 
     @staticmethod
     def _decode(line: bytes) -> dict[str, Any]:

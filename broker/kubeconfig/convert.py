@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from broker.kubeconfig.files import KubeconfigFile
+from broker.kubeconfig.redact import redact_diff, redact_line
 
 API_V1 = "client.authentication.k8s.io/v1"
 INSTALL_HINT = (
@@ -37,11 +37,6 @@ SHIM = "kubetray"
 
 CONVERTED, ALREADY, UNRECOGNISED = "converted", "already uses kubetray", "left alone"
 
-# Values that must never be printed, even in a dry-run diff (legacy auth-provider entries cache tokens).
-_SECRET_LINE = re.compile(
-    r"((?:access-token|refresh-token|id-token|client-secret|token|password)\s*:\s*)(\S.*)$", re.IGNORECASE
-)
-_SECRET_ARG = re.compile(r"(--(?:oidc-client-secret|client-secret|password)[= ])(\S+)")
 
 
 @dataclass(frozen=True)
@@ -178,14 +173,13 @@ def convert_file(f: KubeconfigFile, command: str, only_users: set[str] | None = 
 
 
 def redact(line: str) -> str:
-    """A diff line with any secret value replaced (tokens cached by legacy auth-providers, secrets)."""
-    line = _SECRET_ARG.sub(r"\1<redacted>", line)
-    return _SECRET_LINE.sub(r"\1<redacted>", line)
+    """A diff line with any secret value it shows on its own replaced (see broker.kubeconfig.redact)."""
+    return redact_line(line)
 
 
 def unified_diff(old: str, new: str, label: str) -> str:
-    """The change as a unified diff, secrets redacted."""
+    """The change as a unified diff, secrets redacted and control characters stripped."""
     lines = difflib.unified_diff(
-        old.splitlines(keepends=True), new.splitlines(keepends=True), fromfile=label, tofile=f"{label} (converted)"
+        old.splitlines(), new.splitlines(), fromfile=label, tofile=f"{label} (converted)", lineterm=""
     )
-    return "".join(redact(line.rstrip("\n")) + "\n" for line in lines)
+    return "".join(line + "\n" for line in redact_diff(list(lines)))

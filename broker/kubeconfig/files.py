@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -105,23 +106,52 @@ def load_all(explicit: str | None = None) -> list[KubeconfigFile]:
     return [load(p) for p in kubeconfig_paths(explicit)]
 
 
-def write_atomically(path: str, text: str, mode: int | None = None) -> None:
-    """Replace ``path`` with ``text`` in one rename, keeping its mode (kubeconfigs hold secrets: 0600 new)."""
+def write_atomically(path: str, text: str, mode: int | None = None) -> str:
+    """Replace ``path`` with ``text`` in one rename; returns the file actually written.
+
+    A symlinked kubeconfig stays a symlink: its target is rewritten (dotfile managers link
+    ~/.kube/config into a repository). The file keeps its mode (``mode`` overrides; a new file gets
+    0600, since kubeconfigs hold secrets). The text goes to a temporary file that is 0600 from its
+    creation, in the same directory (so the rename is atomic), then takes the final mode, is flushed to
+    disk and renamed over the target, so nobody can read it on the way and a crash leaves old or new.
+    """
+    target = os.path.realpath(path)
     try:
-        keep = os.stat(path).st_mode & 0o777 if mode is None else mode
+        keep = os.stat(target).st_mode & 0o777 if mode is None else mode
     except FileNotFoundError:
-        keep = 0o600
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".kubetray-")
+        keep = 0o600 if mode is None else mode
+    directory = os.path.dirname(target)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".kubetray-")  # O_EXCL, mode 0600
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
-        os.chmod(tmp, keep)
-        os.replace(tmp, path)
+            f.flush()
+            if sys.platform == "win32":
+                os.chmod(tmp, keep)  # only the read-only bit means anything there
+            else:
+                os.fchmod(f.fileno(), keep)
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _fsync_directory(directory)
+    return target
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make the rename itself durable (where the platform lets a directory be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on a directory; the rename has still happened
+    finally:
+        os.close(fd)
 
 
 def backup_path(path: str) -> str:

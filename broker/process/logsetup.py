@@ -7,22 +7,37 @@ import logging.handlers
 import os
 import re
 
+from shim.text import printable
+
 # JWTs (three base64url parts, the first starting with eyJ) and values of secret-bearing fields.
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+# Field names in OAuth's snake_case, kubeconfig's and kubelogin's hyphenated spelling alike.
+_NAMES = (
+    r"(?:access|refresh|id)[_-]token|client[_-]secret|(?:client[_-]certificate[_-])?password|code|device[_-]code"
+    r"|(?:client[_-])?assertion|client[_-]key[_-]data"
+)
+# name: value, name=value, "name": "value", and a flag's value: --client-secret value / --client-secret=value.
 _FIELDS = re.compile(
-    r"""(?i)(["']?(?<![A-Za-z_])(?:access_token|refresh_token|id_token|client_secret|password|code|device_code|assertion)"""
-    r"""["']?\s*[:=]\s*["']?)([^"'&\s,}]+)"""
+    rf"""(?i)((?:--(?:oidc-)?(?:{_NAMES})(?:[=\s]+|["']?\s*,\s*)["']?)"""
+    rf"""|(?:["']?(?<![A-Za-z_-])(?:{_NAMES})["']?\s*[:=]\s*["']?))([^"'&\s,}}\]]+)"""
+)
+# Environment-style NAME=VALUE (or "NAME": "VALUE") for names ending in SECRET, PASSWORD, TOKEN or KEY.
+_ENV = re.compile(
+    r"""((?<![A-Za-z0-9_])["']?[A-Z][A-Z0-9_]*(?:SECRET|PASSWORD|TOKEN|KEY)["']?\s*[:=]\s*["']?)([^"'&\s,}\]]+)"""
 )
 
 
 def redact(text: str) -> str:
     """Remove token material from a log line."""
-    return _FIELDS.sub(r"\1[redacted]", _JWT.sub("[redacted-jwt]", text))
+    text = _JWT.sub("[redacted-jwt]", text)
+    return _ENV.sub(r"\1[redacted]", _FIELDS.sub(r"\1[redacted]", text))
 
 
 class RedactingFormatter(logging.Formatter):
+    """Formats a record with token material redacted and terminal control stripped (lines are kept)."""
+
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        return printable(redact(super().format(record)), keep_newlines=True)
 
 
 def configure(log_dir: str, *, level: int = logging.INFO) -> str:

@@ -19,8 +19,10 @@ from pathlib import Path
 
 import shim
 
-# The shim's modules; launch.py is left out (it starts a local daemon, which a remote shim never does).
-MODULES = ("__init__.py", "main.py", "wire.py", "usage.py", "winpipe.py")
+# Every module of the shim package but launch.py, which starts a local daemon (a remote shim never
+# does); listed from the package itself, so a module added to the shim is in the archive too.
+_SHIM_DIR = Path(shim.__file__).resolve().parent
+MODULES = tuple(sorted(p.name for p in _SHIM_DIR.glob("*.py") if p.name != "launch.py"))
 MAIN = b'''"""kubetray's shim for ssh hosts: python3 -IS kubetray-shim.pyz get-token ..."""
 import shim
 
@@ -54,7 +56,7 @@ def archive_bytes() -> bytes:
     Uncompressed and precompiled because the shim runs on every kubectl call: inflating needs zlib and
     compiling the source costs more than the rest of the shim's start-up (measured in docs/protocol.md).
     """
-    source = Path(shim.__file__).resolve().parent
+    source = _SHIM_DIR
     buf = io.BytesIO()
     buf.write(INTERPRETER)
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:

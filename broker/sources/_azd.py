@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from broker.core.errors import AuthError, InvalidArguments, ProviderUnreachable
 from broker.core.model import Profile, Token
 from broker.core.ports import Clock, Progress
+from broker.sources.catalogue import printable
 
 Runner = Callable[[Sequence[str], float], "subprocess.CompletedProcess[bytes]"]
 Which = Callable[[str], "str | None"]
@@ -67,22 +68,22 @@ class AzdSource:
         started = self._clock.now()
         try:
             proc = self._run(azd_argv(azd, profile), max(5.0, profile.timeout))
-        except subprocess.TimeoutExpired:
-            raise ProviderUnreachable(f"`azd auth token` did not finish in {int(profile.timeout)} s") from None
+        except subprocess.TimeoutExpired as exc:
+            raise ProviderUnreachable(f"`azd auth token` did not finish in {int(profile.timeout)} s") from exc
         except OSError as exc:
             raise InvalidArguments(
-                f"cannot run the Azure Developer CLI ({exc.strerror}); check its installation") from None
+                f"cannot run the Azure Developer CLI ({exc.strerror}); check its installation") from exc
         if proc.returncode != 0:
             # azd's stderr says what is wrong ("not logged in, run `azd auth login`"); it carries no token.
             lines = [ln.strip() for ln in proc.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
             reason = next((ln for ln in lines if "ERROR" in ln.upper()), lines[0] if lines else "no output")
-            raise AuthError(f"the Azure Developer CLI could not get a token ({reason[:300]}); run `azd auth login`",
-                            error="azd")
+            raise AuthError(f"the Azure Developer CLI could not get a token ({printable(reason)[:300]}); "
+                            "run `azd auth login`", error="azd")
         try:
             token, expires_on = parse_azd_token(proc.stdout)
-        except ValueError:
+        except ValueError as exc:
             raise AuthError("the Azure Developer CLI printed no token this kubetray understands; update azd",
-                            error="azd") from None
+                            error="azd") from exc
         return Token(access_token=token, expires_on=expires_on, obtained_at=started, account="Azure Developer CLI",
                      tenant_id=profile.tenant_id)
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from broker.core.errors import AuthError, InvalidArguments, ProviderUnreachable
 from broker.core.model import Profile, Token
 from broker.core.ports import Clock, Progress
+from broker.sources.catalogue import printable
 
 Runner = Callable[[Sequence[str], float], "subprocess.CompletedProcess[bytes]"]
 
@@ -54,24 +55,26 @@ class AzureCliSource:
         started = self._clock.now()
         try:
             proc = self._run(argv, max(5.0, profile.timeout))
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as exc:
             raise ProviderUnreachable(
                 f"`az account get-access-token` did not finish in {int(profile.timeout)} s"
-            ) from None
+            ) from exc
         except OSError as exc:
-            raise InvalidArguments(f"cannot run the Azure CLI ({exc.strerror}); check its installation") from None
+            raise InvalidArguments(f"cannot run the Azure CLI ({exc.strerror}); check its installation") from exc
         if proc.returncode != 0:
             # az's stderr says what is wrong ("Please run 'az login'…"); it carries no token.
             lines = [ln.strip() for ln in proc.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
             reason = next((ln for ln in lines if ln.startswith("ERROR")), lines[0] if lines else "no output")
-            raise AuthError(f"the Azure CLI could not get a token ({reason[:300]}); run `az login`", error="azurecli")
+            raise AuthError(f"the Azure CLI could not get a token ({printable(reason)[:300]}); run `az login`",
+                            error="azurecli")
         try:
             doc = json.loads(proc.stdout)
             token = str(doc["accessToken"])
             expires_on = _expiry(doc)
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError) as exc:
+            # The cause's message names only the missing key or the JSON position, never the CLI's output.
             raise AuthError("the Azure CLI printed no token this kubetray understands; update the Azure CLI",
-                            error="azurecli") from None
+                            error="azurecli") from exc
         return Token(access_token=token, expires_on=expires_on, obtained_at=started,
                      account="Azure CLI", tenant_id=str(doc.get("tenant") or profile.tenant_id))
 

@@ -59,24 +59,10 @@ class ConfidentialSource:
             # earlier than that on purpose, so drop the cached one and ask the authority.
             app.remove_tokens_for_client()
         started = self._clock.now()
-        try:
+        with _errors.translating(f"getting an app token from {profile.authority}", profile.authority):
             result = app.acquire_token_for_client(list(profile.scopes))
-        except (OSError, ValueError) as exc:
-            if isinstance(exc, OSError) and profile.login == LOGIN_WORKLOAD:
-                raise InvalidArguments(
-                    f"cannot read the federated token file {profile.federated_token_file}: {exc.strerror}; "
-                    "check AZURE_FEDERATED_TOKEN_FILE"
-                ) from None
-            raise _errors.from_exception(exc, profile.authority) from None
-        except Exception as exc:
-            raise _errors.from_exception(exc, profile.authority) from None
-        if not result or "access_token" not in result:
-            raise _errors.from_result(result or {"error": "no_result"}, during_sign_in=True)
-        return Token(
-            access_token=str(result["access_token"]),
-            expires_on=started + float(result.get("expires_in") or 0),
-            obtained_at=started,
-            account=f"app {profile.client_id}",
+        return _errors.token_from_result(
+            result, started, account={"username": f"app {profile.client_id}"}, during_sign_in=True,
             tenant_id=profile.tenant_id,
         )
 
@@ -86,8 +72,15 @@ class ConfidentialSource:
             path = profile.federated_token_file
 
             def assertion() -> str:
-                with open(path, encoding="utf-8") as f:
-                    return f.read().strip()
+                # Raised through MSAL, which calls this for every token request; our error passes through.
+                try:
+                    with open(path, encoding="utf-8") as f:
+                        return f.read().strip()
+                except (OSError, UnicodeDecodeError) as exc:
+                    reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                    raise InvalidArguments(
+                        f"cannot read the federated token file {path}: {reason}; check AZURE_FEDERATED_TOKEN_FILE"
+                    ) from exc
 
             return "workload:" + path, {"client_assertion": assertion}
         secrets = self._secrets.get(profile.key)
@@ -110,7 +103,7 @@ class ConfidentialSource:
                 return app
             for old in [k for k in self._apps if k[0] == profile.key]:
                 del self._apps[old]  # the credential changed: forget the app built on the old one
-            try:
+            with _errors.translating(f"discovering {profile.authority}", profile.authority):
                 app = msal.ConfidentialClientApplication(
                     profile.client_id,
                     client_credential=credential,
@@ -118,7 +111,5 @@ class ConfidentialSource:
                     http_client=self._http_client_factory(),
                     instance_discovery=None if profile.instance_discovery else False,
                 )
-            except Exception as exc:
-                raise _errors.from_exception(exc, profile.authority) from None
             self._apps[key] = app
             return app

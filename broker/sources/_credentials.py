@@ -42,7 +42,7 @@ def load_client_certificate(path: str, password: str) -> ClientCertificate:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as exc:
-        raise InvalidArguments(f"cannot read --client-certificate {path}: {exc.strerror}") from None
+        raise InvalidArguments(f"cannot read --client-certificate {path}: {exc.strerror}") from exc
     secret = password.encode() if password else None
     key: object = None
     try:
@@ -52,11 +52,11 @@ def load_client_certificate(path: str, password: str) -> ClientCertificate:
         else:
             key, leaf, extra = pkcs12.load_key_and_certificates(data, secret)
             certs = ([leaf] if leaf else []) + list(extra)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError) as exc:
         raise InvalidArguments(
             f"--client-certificate {path} is not a PEM or PFX file with a private key, or the "
             "--client-certificate-password is wrong"
-        ) from None
+        ) from exc
     if key is None or not certs:
         raise InvalidArguments(f"--client-certificate {path} must hold both the private key and its certificate")
     # The leaf is the certificate of this key; the rest of the file is its chain.

@@ -35,18 +35,12 @@ class ManagedIdentitySource:
         client = self._client(profile)
         resource = profile.server_id
         started = self._clock.now()
-        try:
+        # ManagedIdentityError is a ValueError; network errors come from requests.
+        with _errors.translating("asking the managed identity endpoint for a token", "the managed identity endpoint"):
             result = client.acquire_token_for_client(resource=resource)
-        except Exception as exc:  # ManagedIdentityError (a ValueError) or a network error
-            raise _errors.from_exception(exc, "the managed identity endpoint") from None
-        if not result or "access_token" not in result:
-            raise _errors.from_result(result or {"error": "no_result"}, during_sign_in=True)
         who = profile.client_id or profile.identity_resource_id.rsplit("/", 1)[-1] or "system-assigned"
-        return Token(
-            access_token=str(result["access_token"]),
-            expires_on=started + float(result.get("expires_in") or 0),
-            obtained_at=started,
-            account=f"managed identity {who}",
+        return _errors.token_from_result(
+            result, started, account={"username": f"managed identity {who}"}, during_sign_in=True
         )
 
     def sign_in(self, profile: Profile, progress: Progress) -> Token:

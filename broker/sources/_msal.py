@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import msal
-import requests
 
 from broker.core.errors import KubetrayError, LoginFailed, LoginRequired
 from broker.core.model import LOGIN_DEVICECODE, LOGIN_INTERACTIVE, Profile, Token
 from broker.core.ports import Clock, Progress, SecretStore
 from broker.sources import _errors
+from broker.sources._loopback import loopback_receiver
 from broker.sources._revocation import ENTRA_NOTE
+from broker.sources.catalogue import printable
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +61,10 @@ def poll_device_flow(
     """Poll until the person enters the code, the code expires or the daemon stops (shared by the Entra
     and OIDC sources); errors come back translated."""
     expires_at = float(flow.get("expires_at") or 0)
-    try:
+    with _errors.translating(f"waiting for the device-code sign-in to {profile.authority}", profile.authority):
         result: dict[str, Any] = app.acquire_token_by_device_flow(
             flow, exit_condition=lambda _flow: stopping.is_set() or clock.now() > expires_at
         )
-    except Exception as exc:
-        raise _errors.from_exception(exc, profile.authority) from None
     if result.get("error") == "authorization_pending":
         raise LoginFailed(f"the device code expired before it was used; {_errors.SIGN_IN_HINT}")
     return result
@@ -101,11 +100,10 @@ class MsalSource:
             raise LoginRequired(f"not signed in to {profile.authority} yet; {_errors.SIGN_IN_HINT}")
         started = self._clock.now()
         try:
-            result = app.app.acquire_token_silent_with_error(
-                list(profile.scopes), account, force_refresh=force_refresh
-            )
-        except Exception as exc:
-            raise _errors.from_exception(exc, profile.authority) from None
+            with _errors.translating(f"refreshing the token from {profile.authority}", profile.authority):
+                result = app.app.acquire_token_silent_with_error(
+                    list(profile.scopes), account, force_refresh=force_refresh
+                )
         finally:
             self._persist(app)
         if result is None:
@@ -146,37 +144,37 @@ class MsalSource:
         if self._broker(profile):  # the broker's window needs a parent; the daemon has none of its own
             extra["parent_window_handle"] = msal.PublicClientApplication.CONSOLE_WINDOW_HANDLE
         try:
-            result = app.app.acquire_token_interactive(
-                list(profile.scopes),
-                login_hint=profile.login_hint or None,
-                timeout=max(1, int(profile.timeout)),
-                port=profile.redirect_port,
-                on_before_launching_ui=before_ui,
-                **extra,
-            )
-        except RuntimeError as exc:  # msal's BrowserInteractionTimeoutError
-            raise LoginFailed(
-                f"the browser sign-in was not completed within {int(profile.timeout)} s; "
-                f"{_errors.SIGN_IN_HINT}"
-            ) from exc
-        except Exception as exc:
-            raise _errors.from_exception(exc, profile.authority) from None
+            with loopback_receiver(profile.redirect_port, enabled=not self._broker(profile)) as receiver, \
+                    _errors.translating(f"signing in to {profile.authority}", profile.authority):
+                if receiver is not None:  # MSAL's own listener binds 0.0.0.0 in anything it takes for a container
+                    extra.update(auth_code_receiver=receiver, port=receiver.get_port())
+                try:
+                    result = app.app.acquire_token_interactive(
+                        list(profile.scopes),
+                        login_hint=profile.login_hint or None,
+                        timeout=max(1, int(profile.timeout)),
+                        on_before_launching_ui=before_ui,
+                        **extra,
+                    )
+                except RuntimeError as exc:  # msal's BrowserInteractionTimeoutError
+                    raise LoginFailed(
+                        f"the browser sign-in was not completed within {int(profile.timeout)} s; "
+                        f"{_errors.SIGN_IN_HINT}"
+                    ) from exc
         finally:
             self._persist(app)
         return self._token(result, started, None, during_sign_in=True)
 
     def _device_code(self, app: _App, profile: Profile, progress: Progress) -> Token:
-        try:
+        with _errors.translating(f"starting a device-code sign-in to {profile.authority}", profile.authority):
             flow = app.app.initiate_device_flow(scopes=list(profile.scopes))
-        except Exception as exc:
-            raise _errors.from_exception(exc, profile.authority) from None
         if "user_code" not in flow:
             raise _errors.from_result(flow, during_sign_in=True)
         message = flow.get("message") or (
             f"To sign in, use a web browser to open the page {flow.get('verification_uri')} "
             f"and enter the code {flow['user_code']} to authenticate."
         )
-        progress(f"kubetray: {message}")
+        progress(f"kubetray: {printable(str(message))}")  # the provider's words, shown on a terminal
         started = self._clock.now()
         try:
             result = poll_device_flow(app.app, flow, profile, self._clock, self._stopping)
@@ -202,7 +200,7 @@ class MsalSource:
                     cache.deserialize(serialized)
                 except ValueError:
                     log.warning("the token cache for %s was unreadable; starting empty", profile.key)
-            try:
+            with _errors.translating(f"discovering {profile.authority}", profile.authority):
                 app = msal.PublicClientApplication(
                     profile.client_id,
                     authority=profile.authority,
@@ -210,8 +208,6 @@ class MsalSource:
                     http_client=self._http_client_factory(),
                     **app_options(profile, os_broker=broker),
                 )
-            except (ValueError, requests.exceptions.RequestException) as exc:
-                raise _errors.from_exception(exc, profile.authority) from None
             found = self._apps[key] = _App(app, cache, profile.cache_name, threading.Lock())
             return found
 
@@ -243,18 +239,4 @@ class MsalSource:
         *,
         during_sign_in: bool = False,
     ) -> Token:
-        if not result or "access_token" not in result:
-            raise _errors.from_result(result or {"error": "no_result"}, during_sign_in=during_sign_in)
-        claims = result.get("id_token_claims") or {}
-        username = (account or {}).get("username") or claims.get("preferred_username") or claims.get("upn") or ""
-        home = (account or {}).get("home_account_id") or ""
-        if not home and claims.get("oid") and claims.get("tid"):
-            home = f"{claims['oid']}.{claims['tid']}"
-        return Token(
-            access_token=str(result["access_token"]),
-            expires_on=started + float(result.get("expires_in") or 0),
-            obtained_at=started,
-            account=str(username),
-            home_account_id=str(home),
-            tenant_id=str(claims.get("tid") or ""),
-        )
+        return _errors.token_from_result(result, started, account=account, during_sign_in=during_sign_in)

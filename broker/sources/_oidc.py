@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import json
 import threading
@@ -18,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import msal
-from msal.oauth2cli.authcode import AuthCodeReceiver
 
 from broker.core.errors import KubetrayError, LoginFailed, LoginRequired
 from broker.core.model import (
@@ -32,8 +32,10 @@ from broker.core.model import (
 )
 from broker.core.ports import Clock, Progress, SecretStore
 from broker.sources import _errors, _revocation
+from broker.sources._loopback import LoopbackReceiver, loopback_receiver
 from broker.sources._msal import poll_device_flow
 from broker.sources._oidc_http import VerifyingSession, trust_for
+from broker.sources.catalogue import printable
 
 _ID_TOKEN_MARGIN = 300.0  # like MSAL's access tokens: less than 5 minutes left counts as expired
 
@@ -75,10 +77,9 @@ class OidcSource:
             stale = not profile.use_access_token and self._id_token_left(app, profile, account) < _ID_TOKEN_MARGIN
             started = self._clock.now()
             try:
-                result = app.app.acquire_token_silent_with_error(
-                    list(profile.scopes), account, force_refresh=force_refresh or stale)
-            except Exception as exc:
-                raise _errors.from_exception(exc, profile.authority) from None
+                with _errors.translating(f"refreshing the token from {profile.authority}", profile.authority):
+                    result = app.app.acquire_token_silent_with_error(
+                        list(profile.scopes), account, force_refresh=force_refresh or stale)
             finally:
                 self._persist(profile, app)
             if result and "access_token" in result:
@@ -126,46 +127,52 @@ class OidcSource:
                  f"(waiting up to {int(profile.timeout)} s)…")
         started = self._clock.now()
         try:
-            if isinstance(app.app, msal.PublicClientApplication):
-                # prompt=consent: OIDC providers issue a refresh token for offline_access only with it.
-                # With no scopes of its own MSAL asks for "openid" alone (it adds offline_access and
-                # profile only to a non-empty list), and then no refresh token comes back: ask for them.
-                result = app.app.acquire_token_interactive(
-                    list(profile.scopes), prompt="consent", timeout=max(1, int(profile.timeout)),
-                    port=profile.redirect_port,
-                    extra_scopes_to_consent=None if profile.scopes else ["offline_access", "profile"])
-            else:  # a confidential client: same loopback flow, driven by hand with the client secret
-                with AuthCodeReceiver(port=profile.redirect_port) as receiver:
-                    flow = app.app.initiate_auth_code_flow(
-                        list(profile.scopes), redirect_uri=f"http://localhost:{receiver.get_port()}",
-                        prompt="consent", response_mode="form_post")
-                    response = receiver.get_auth_response(
-                        auth_uri=flow["auth_uri"], state=flow["state"], timeout=max(1, int(profile.timeout)))
-                    if not response:
-                        raise RuntimeError("timeout")
-                    result = app.app.acquire_token_by_auth_code_flow(flow, response)
-        except RuntimeError as exc:
-            raise LoginFailed(f"the browser sign-in was not completed within {int(profile.timeout)} s; "
-                              f"{_errors.SIGN_IN_HINT}") from exc
-        except Exception as exc:
-            raise _errors.from_exception(exc, profile.authority) from None
+            with loopback_receiver(profile.redirect_port) as receiver, \
+                    _errors.translating(f"signing in to {profile.authority}", profile.authority):
+                assert receiver is not None
+                try:
+                    result = self._browser_flow(app, profile, receiver)
+                except RuntimeError as exc:  # msal's BrowserInteractionTimeoutError
+                    raise LoginFailed(f"the browser sign-in was not completed within {int(profile.timeout)} s; "
+                                      f"{_errors.SIGN_IN_HINT}") from exc
         finally:
             self._persist(profile, app)
         return self._token(app, profile, result, started, None, during_sign_in=True)
+
+    @staticmethod
+    def _browser_flow(app: _App, profile: Profile, receiver: LoopbackReceiver) -> dict[str, Any]:
+        """Authorization code + PKCE through the browser, the redirect caught by ``receiver``."""
+        timeout = max(1, int(profile.timeout))
+        if isinstance(app.app, msal.PublicClientApplication):
+            # prompt=consent: OIDC providers issue a refresh token for offline_access only with it.
+            # With no scopes of its own MSAL asks for "openid" alone (it adds offline_access and
+            # profile only to a non-empty list), and then no refresh token comes back: ask for them.
+            result: dict[str, Any] = app.app.acquire_token_interactive(
+                list(profile.scopes), prompt="consent", timeout=timeout,
+                port=receiver.get_port(), auth_code_receiver=receiver,
+                extra_scopes_to_consent=None if profile.scopes else ["offline_access", "profile"])
+            return result
+        # A confidential client: the same loopback flow, driven by hand with the client secret.
+        flow = app.app.initiate_auth_code_flow(
+            list(profile.scopes), redirect_uri=f"http://localhost:{receiver.get_port()}",
+            prompt="consent", response_mode="form_post")
+        response = receiver.get_auth_response(auth_uri=flow["auth_uri"], state=flow["state"], timeout=timeout)
+        if not response:
+            raise RuntimeError("timeout")
+        result = app.app.acquire_token_by_auth_code_flow(flow, response)
+        return result
 
     def _device_code(self, app: _App, profile: Profile, progress: Progress) -> Token:
         if not isinstance(app.app, msal.PublicClientApplication):
             raise LoginFailed("the device-code grant with a client secret is not supported; "
                               "use --grant-type authcode")
-        try:
+        with _errors.translating(f"starting a device-code sign-in to {profile.authority}", profile.authority):
             flow = app.app.initiate_device_flow(scopes=list(profile.scopes))
-        except Exception as exc:
-            raise _errors.from_exception(exc, profile.authority) from None
         if "user_code" not in flow:
             raise _errors.from_result(flow, during_sign_in=True)
         # Entra's "message" does not exist elsewhere: build the prompt from the RFC 8628 fields.
-        uri = flow.get("verification_uri_complete") or flow.get("verification_uri")
-        progress(f"kubetray: to sign in, open {uri} and enter the code {flow['user_code']}")
+        uri = printable(str(flow.get("verification_uri_complete") or flow.get("verification_uri")))
+        progress(f"kubetray: to sign in, open {uri} and enter the code {printable(str(flow['user_code']))}")
         started = self._clock.now()
         try:
             result = poll_device_flow(app.app, flow, profile, self._clock, self._stopping)
@@ -180,9 +187,8 @@ class OidcSource:
                                 "has restarted; run kubectl again so the kubeconfig supplies it")
         started = self._clock.now()
         try:
-            result = app.app.acquire_token_by_username_password(profile.username, password, list(profile.scopes))
-        except Exception as exc:
-            raise _errors.from_exception(exc, profile.authority) from None
+            with _errors.translating(f"signing in to {profile.authority} with a password", profile.authority):
+                result = app.app.acquire_token_by_username_password(profile.username, password, list(profile.scopes))
         finally:
             self._persist(profile, app)
         return self._token(app, profile, result, started, None, during_sign_in=True)
@@ -193,30 +199,27 @@ class OidcSource:
         if force_refresh:
             app.app.remove_tokens_for_client()  # the schedule asks before MSAL's cache would
         started = self._clock.now()
-        try:
+        with _errors.translating(f"getting an app token from {profile.authority}", profile.authority):
             result = app.app.acquire_token_for_client(list(profile.scopes))
-        except Exception as exc:
-            raise _errors.from_exception(exc, profile.authority) from None
         return self._token(app, profile, result, started, None, during_sign_in=True)
 
     # -- plumbing ----------------------------------------------------------------------------------
     def _token(self, app: _App, profile: Profile, result: dict[str, Any] | None, started: float,
                account: dict[str, Any] | None, *, during_sign_in: bool = False) -> Token:
-        if not result or "access_token" not in result:
-            raise _errors.from_result(result or {"error": "no_result"}, during_sign_in=during_sign_in)
-        claims = result.get("id_token_claims") or {}
-        username = (account or {}).get("username") or claims.get("preferred_username") or claims.get("sub") or ""
-        home = (account or {}).get("home_account_id") or ""
+        token = _errors.token_from_result(result, started, account=account, during_sign_in=during_sign_in,
+                                          fallback_account=profile.username)
+        token = dataclasses.replace(token, tenant_id="")  # tenants are Entra's notion
         if profile.use_access_token:
-            secret, expires_on = str(result["access_token"]), started + float(result.get("expires_in") or 0)
-        else:
-            secret = str(result.get("id_token") or self._cached_id_token(app, profile, home, username))
-            if not secret:
-                raise _errors.from_result({"error": "no_id_token", "error_description":
-                                           "the provider sent no ID token; add --oidc-use-access-token"})
-            expires_on = jwt_expiry(secret)
-        return Token(access_token=secret, expires_on=expires_on, obtained_at=started,
-                     account=str(username or profile.username), home_account_id=str(home))
+            return token
+        assert result is not None  # token_from_result raised otherwise
+        # kube-apiserver checks the ID token: serve it, with its own expiry, in the access token's place.
+        secret = str(result.get("id_token") or "")
+        if not secret:
+            secret = self._cached_id_token(app, profile, token.home_account_id, token.account)
+        if not secret:
+            raise _errors.from_result({"error": "no_id_token", "error_description":
+                                       "the provider sent no ID token; add --oidc-use-access-token"})
+        return dataclasses.replace(token, access_token=secret, expires_on=jwt_expiry(secret))
 
     def _cached_id_token(self, app: _App, profile: Profile, home: str, username: str = "") -> str:
         if not home:
@@ -254,12 +257,10 @@ class OidcSource:
                         cache.deserialize(serialized)
             common: dict[str, Any] = {"oidc_authority": profile.authority, "token_cache": cache,
                                       "http_client": VerifyingSession(trust_for(profile))}
-            try:
+            with _errors.translating(f"discovering {profile.authority}", profile.authority):
                 app: msal.ClientApplication = (
                     msal.ConfidentialClientApplication(profile.client_id, client_credential=secret, **common)
                     if secret else msal.PublicClientApplication(profile.client_id, **common))
-            except Exception as exc:
-                raise _errors.from_exception(exc, profile.authority) from None
             for old in [k for k in self._apps if k[0] == profile.key]:
                 del self._apps[old]
             found = self._apps[key] = _App(app, cache, threading.Lock())

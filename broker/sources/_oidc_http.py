@@ -68,8 +68,8 @@ def _not_found(url: str) -> requests.Response:
 def _pem_from_data(data: str) -> str:
     try:
         text = base64.b64decode(data, validate=True).decode("ascii")
-    except (binascii.Error, UnicodeDecodeError):
-        raise InvalidArguments("--certificate-authority-data must be base64 of PEM certificates") from None
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidArguments("--certificate-authority-data must be base64 of PEM certificates") from exc
     if "-----BEGIN CERTIFICATE-----" not in text:
         raise InvalidArguments("--certificate-authority-data must be base64 of PEM certificates")
     return text
@@ -84,8 +84,8 @@ def trust_for(profile: Profile) -> str | bool:
         try:
             with open(path, encoding="ascii") as f:
                 extra.append(f.read())
-        except (OSError, UnicodeDecodeError):
-            raise InvalidArguments(f"cannot read --certificate-authority {path}; check the path") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidArguments(f"cannot read --certificate-authority {path}; check the path") from exc
     extra += [_pem_from_data(d) for d in profile.ca_data.split()]
     if not extra:
         return True

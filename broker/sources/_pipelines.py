@@ -37,7 +37,7 @@ def fetch_oidc_token(http: Any, request_uri: str, service_connection_id: str, ac
         response = http.post(url, headers=headers, timeout=timeout)
     except (OSError, ValueError) as exc:
         raise ProviderUnreachable(f"cannot reach Azure DevOps for the service connection's OIDC token "
-                                  f"({type(exc).__name__})") from None
+                                  f"({type(exc).__name__})") from exc
     if response.status_code in (401, 403):
         raise AuthError(f"Azure DevOps refused SYSTEM_ACCESSTOKEN (HTTP {response.status_code}); check that the "
                         "pipeline may use the service connection", error="azurepipelines")
@@ -80,17 +80,12 @@ class PipelinesSource:
         if force_refresh:
             app.remove_tokens_for_client()
         started = self._clock.now()
-        try:
-            result = app.acquire_token_for_client(list(profile.scopes))
-        except (AuthError, InvalidArguments, ProviderUnreachable):
-            raise
-        except Exception as exc:
-            raise _errors.from_exception(exc, profile.authority) from None
-        if not result or "access_token" not in result:
-            raise _errors.from_result(result or {"error": "no_result"}, during_sign_in=True)
-        expires_on = started + float(result.get("expires_in") or 0)
-        return Token(access_token=str(result["access_token"]), expires_on=expires_on, obtained_at=started,
-                     account=f"service connection {profile.service_connection_id}", tenant_id=profile.tenant_id)
+        with _errors.translating(f"getting an app token from {profile.authority}", profile.authority):
+            result = app.acquire_token_for_client(list(profile.scopes))  # our errors from the assertion pass
+        return _errors.token_from_result(
+            result, started, account={"username": f"service connection {profile.service_connection_id}"},
+            during_sign_in=True, tenant_id=profile.tenant_id,
+        )
 
     def sign_in(self, profile: Profile, progress: Progress) -> Token:
         return self.acquire_silent(profile, force_refresh=True)
@@ -117,12 +112,10 @@ class PipelinesSource:
                     request_uri, access_token = self._jobs[profile.key]
                 return fetch_oidc_token(http, request_uri, profile.service_connection_id, access_token)
 
-            try:
+            with _errors.translating(f"discovering {profile.authority}", profile.authority):
                 app = msal.ConfidentialClientApplication(
                     profile.client_id, client_credential={"client_assertion": assertion},
                     authority=profile.authority, http_client=http,
                     instance_discovery=None if profile.instance_discovery else False)
-            except Exception as exc:
-                raise _errors.from_exception(exc, profile.authority) from None
             self._apps[profile.key] = app
             return app

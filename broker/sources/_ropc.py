@@ -42,9 +42,8 @@ class RopcSource(MsalSource):
         app = self._app(profile)
         started = self._clock.now()
         try:
-            result = app.app.acquire_token_by_username_password(profile.username, password, list(profile.scopes))
-        except Exception as exc:
-            raise _errors.from_exception(exc, profile.authority) from None
+            with _errors.translating(f"signing in to {profile.authority} with a password", profile.authority):
+                result = app.app.acquire_token_by_username_password(profile.username, password, list(profile.scopes))
         finally:
             self._persist(app)
         account = {"username": profile.username}

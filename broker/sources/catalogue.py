@@ -15,6 +15,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from shim.text import printable
+
+__all__ = ["ENTRA", "OAUTH", "Explanation", "describe", "entra_codes", "first_line", "lookup", "printable"]
+
 _AADSTS = re.compile(r"AADSTS(\d+)")
 
 
@@ -143,8 +147,8 @@ def lookup(error: str = "", codes: Iterable[int] = (), description: str = "") ->
 
 
 def first_line(text: str) -> str:
-    """The first non-empty line of a provider description, cut to a readable length."""
-    for line in (text or "").splitlines():
+    """The first non-empty line of a provider description, printable and cut to a readable length."""
+    for line in printable(text or "", keep_newlines=True).split("\n"):
         if line.strip():
             return line.strip()[:300]
     return ""
@@ -156,6 +160,7 @@ def describe(error: str = "", codes: Iterable[int] = (), description: str = "", 
     The provider's code and correlation id are kept even for known errors: they are what an admin
     searches the sign-in logs for.
     """
+    error, correlation_id = printable(error), printable(correlation_id)
     codes = entra_codes(description, codes)
     explanation = lookup(error, codes, description)
     suffix = f" (correlation id {correlation_id})" if correlation_id else ""

@@ -47,7 +47,8 @@ def test_a_healthy_setup_passes_every_check(healthy: Rig) -> None:
     assert healthy.kubectl("get", "pods").returncode == 0
     status, results, text = _doctor(healthy)
     assert status == 0, text
-    assert [r["status"] for r in results.values()] == ["ok"] * 6, text
+    assert [r["status"] for r in results.values()] == ["ok"] * 7, text
+    assert results["kuberc plugin policy"]["detail"].startswith("no kuberc at ")
     assert "clock skew" in results["token"]["detail"]
 
 

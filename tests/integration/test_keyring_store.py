@@ -97,9 +97,36 @@ _CHECK = """
 
 
 def test_default_backend_is_the_secret_service_when_one_answers(desktop_session: IsolatedSession) -> None:
+    # keyrings.alt is installed (test extras), so keyring itself chains Secret Service with its plaintext
+    # file: kubetray uses the Secret Service alone and refuses the chain as keyring built it.
     result = _in_fresh_process(desktop_session.env, _CHECK)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["usable: SecretService Keyring", "usable: chainer ChainerBackend"]
+    default, chained = result.stdout.splitlines()
+    assert default == "usable: SecretService Keyring"
+    assert chained.startswith("unusable: The keyring backend file PlaintextKeyring, chained in chainer ")
+    assert "SecretService Keyring" in chained and "stores secrets in plaintext" in chained
+
+
+def test_nothing_reaches_keyrings_alt_plaintext_file_while_the_secret_service_serves(
+    desktop_session: IsolatedSession,
+) -> None:
+    code = """
+        import keyring
+        from keyrings.alt.file import PlaintextKeyring
+        from broker.store.keyring_store import KeyringSecretStore, default_backend
+        print(keyring.get_keyring().name)
+        store = KeyringSecretStore(default_backend(), service="kubetray-test-chain", chunk_size=1000)
+        store.save("cache", "x" * 2500)
+        print(store.load("cache") == "x" * 2500, store.describe())
+        store.delete("cache")
+        print(PlaintextKeyring().file_path)
+    """
+    result = _in_fresh_process(desktop_session.env, code)
+    assert result.returncode == 0, result.stderr
+    picked, stored, plaintext_file = result.stdout.splitlines()
+    assert picked == "chainer ChainerBackend"  # what keyring alone would have used
+    assert stored == "True SecretService Keyring"
+    assert plaintext_file.startswith(str(desktop_session.root)) and not Path(plaintext_file).exists()
 
 
 def test_without_a_bus_there_is_no_keyring_and_the_message_says_what_to_install(
@@ -109,10 +136,12 @@ def test_without_a_bus_there_is_no_keyring_and_the_message_says_what_to_install(
     result = _in_fresh_process(env, _CHECK)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert len(lines) == 2  # fail.Keyring from default_backend(), then a chainer with nothing to chain
+    # Without a Secret Service the only viable backend is keyrings.alt's plaintext file (test extras):
+    # keyring picks it, alone or chained, and kubetray refuses it with the same fix.
+    assert len(lines) == 2
     for line in lines:
-        assert line.startswith("unusable: No OS keyring is available")
-        assert "gnome-keyring" in line and "PYTHON_KEYRING_BACKEND" in line
+        assert line.startswith("unusable: The keyring backend file PlaintextKeyring")
+        assert "plaintext" in line and "gnome-keyring" in line and "PYTHON_KEYRING_BACKEND" in line
 
 
 # --- The session ---------------------------------------------------------------------------------------

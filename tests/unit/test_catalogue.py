@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from broker.sources import catalogue
 from broker.core.errors import AuthError, LoginFailed, LoginRequired
-from broker.sources import _errors
+from broker.sources import _errors, catalogue
 
 CORRELATION = "c0ffee00-0000-4000-8000-000000000042"
 

@@ -247,6 +247,8 @@ def test_the_zipapp_holds_only_the_shim_and_runs_isolated(tmp_path: Path) -> Non
         names = sorted(zf.namelist())
     assert names == sorted(["__main__.py", *(f"shim/{m}" for m in shimzip.MODULES),
                             *(f"shim/{m}c" for m in shimzip.MODULES)])
+    assert {"__init__.py", "main.py", "wire.py", "usage.py"} <= set(shimzip.MODULES)
+    assert "launch.py" not in shimzip.MODULES
     assert shimzip.archive_bytes() == Path(path).read_bytes()  # reproducible
     env = {"PATH": "/usr/bin:/bin", "KUBETRAY_SOCKET": str(tmp_path / "nobody-here.sock")}
     proc = subprocess.run([sys.executable, "-IS", path, "get-token", *ARGS[1:]], env=env, capture_output=True,
