@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from broker import __version__
 from broker.core.clock import SystemClock
 from broker.core.errors import KubetrayError
-from broker.core.model import Profile, SecretBag
 from broker.core.policy import Policy
 from broker.core.ports import Clock, SecretStore, TokenSource
 from broker.core.remote import RemoteGate
@@ -26,6 +25,7 @@ from broker.core.service import TokenService
 from broker.ipc import instance, origin, unix
 from broker.ipc.handler import Handler
 from broker.ipc.server import IpcServer, Limits
+from broker.process import network
 from broker.process.paths import Paths
 from broker.store.local_only import JsonLocalOnlyStore
 from broker.store.profile_registry import JsonProfileRegistry
@@ -82,11 +82,10 @@ def build_daemon(
     """Assemble a daemon listening at ``paths.socket`` (the caller has checked nobody else is)."""
     clock = clock or SystemClock()
     stopping = threading.Event()
-    secrets = SecretBag()  # client secrets and passwords the shims pass: daemon memory only
     if source is None:
         from broker.sources.router import build_router
 
-        source = build_router(store, clock, secrets, stopping=stopping,
+        source = build_router(store, clock, stopping=stopping,
                               os_broker_default=os.environ.get("KUBETRAY_OS_BROKER") == "1")
     executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="kubetray-flight")
     service = TokenService(
@@ -98,16 +97,13 @@ def build_daemon(
     unix.secure_runtime_dir(paths.runtime_dir)
     listener = unix.listen(paths.socket)
 
-    def sign_out(profile: Profile) -> str | None:
-        return source.sign_out(profile)
-
     # "tray" is present from the start, so the IPC thread never sees the dict change size.
     info: dict[str, object] = {"socket": paths.socket, "keyring": keyring_name, "log_dir": paths.log_dir,
-                               "tray": "headless"}
+                               "tray": "headless", "network": network.defaults(os.environ)}
     remote = RemoteGate(clock, JsonLocalOnlyStore(paths.remote_policy))
     handler = Handler(
         service=service, version=__version__, info=info,
-        on_shutdown=stopping.set, on_logout=sign_out, secrets=secrets, remote=remote,
+        on_shutdown=stopping.set, remote=remote,
     )
     server = IpcServer(listener, handler, unix.peer_is_owner, limits or Limits(), identify=origin.identify)
     return Daemon(paths, service, scheduler, server, executor, stopping, lock, info, remote=remote)
@@ -129,7 +125,10 @@ def run(*, detach: bool = False, foreground_log: bool = False, headless: bool = 
         unix.secure_runtime_dir(paths.runtime_dir)
     except KubetrayError as exc:
         return _refuse(exc.message)
-    running = instance.probe(paths.socket)
+    try:
+        running = instance.probe(paths.socket)
+    except instance.ForeignPeer as exc:
+        return _refuse(f"refusing to use the broker socket: {exc}")
     if running:
         print(f"kubetray is already running (pid {running.get('pid')}, socket {paths.socket})")
         return 0

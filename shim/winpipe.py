@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 PIPE_PREFIX = "\\\\.\\pipe\\"
@@ -129,6 +130,7 @@ class _Api:
             (k32, "CreateFileW", w.HANDLE, (w.LPCWSTR, w.DWORD, w.DWORD, w.LPVOID, w.DWORD, w.DWORD, w.HANDLE)),
             (k32, "WaitNamedPipeW", w.BOOL, (w.LPCWSTR, w.DWORD)),
             (k32, "ReadFile", w.BOOL, (w.HANDLE, w.LPVOID, w.DWORD, dword_p, w.LPVOID)),
+            (k32, "PeekNamedPipe", w.BOOL, (w.HANDLE, w.LPVOID, w.DWORD, dword_p, dword_p, dword_p)),
             (k32, "WriteFile", w.BOOL, (w.HANDLE, w.LPCVOID, w.DWORD, dword_p, w.LPVOID)),
             (k32, "CloseHandle", w.BOOL, (w.HANDLE,)),
             (k32, "LocalFree", w.HLOCAL, (w.HLOCAL,)),
@@ -199,11 +201,43 @@ def api() -> _Api:
     return _api
 
 
+def wait_readable(
+    peek: Callable[[], int | None], timeout: float,
+    monotonic: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Return once ``peek`` reports bytes waiting (or None: the pipe broke, ReadFile will say so);
+    raise TimeoutError after ``timeout`` seconds of nothing. A synchronous pipe read cannot time out, so
+    the shim's bound on the daemon's silence is kept by polling PeekNamedPipe."""
+    deadline = monotonic() + timeout
+    while True:
+        available = peek()
+        if available is None or available > 0:
+            return
+        if monotonic() >= deadline:
+            raise TimeoutError(f"nothing from the pipe for {timeout:g} s")
+        sleep(0.02)
+
+
 class PipeConnection:
-    """A connected pipe handle with the three socket methods shim.main.exchange uses."""
+    """A connected pipe handle with the socket methods shim.main uses (sendall, recv, settimeout, close)."""
 
     def __init__(self, handle: Any) -> None:
         self._handle = handle
+        self._timeout: float | None = None
+
+    def settimeout(self, timeout: float | None) -> None:
+        """Bound each recv, as a socket's timeout does (TimeoutError when it passes)."""
+        self._timeout = timeout
+
+    def _peek(self) -> int | None:
+        if sys.platform != "win32":
+            raise OSError("named pipes exist only on Windows")
+        from ctypes import wintypes as w
+
+        available = w.DWORD()
+        if not api().k32.PeekNamedPipe(self._handle, None, 0, None, ctypes.byref(available), None):
+            return None
+        return int(available.value)
 
     def sendall(self, data: bytes) -> None:
         if sys.platform != "win32":
@@ -222,6 +256,8 @@ class PipeConnection:
             raise OSError("named pipes exist only on Windows")
         from ctypes import wintypes as w
 
+        if self._timeout is not None:
+            wait_readable(self._peek, self._timeout)
         buf, got = ctypes.create_string_buffer(size), w.DWORD()
         if not api().k32.ReadFile(self._handle, buf, size, ctypes.byref(got), None):
             code = last_error_code()

@@ -21,7 +21,7 @@ from typing import Any
 from broker.cli.manage import CliError, context_entry, exec_token
 from broker.core.errors import KubetrayError
 from broker.core.model import Profile
-from broker.execplugin.kubelogin_args import parse_get_token
+from broker.execplugin.kubelogin_args import parse_exec
 from broker.ipc import instance
 from broker.kubeconfig.contexts import ExecEntry
 from broker.process.paths import Paths
@@ -75,7 +75,7 @@ def check_exec(ctx: _Context) -> Result:
         return Result(name, FAIL, f"{entry.command} {slow}, which adds start-up time to every kubectl call",
                       f"{convert} to use the fast launcher (`kubetray shim-path`)")
     try:
-        ctx.profile = parse_get_token(list(entry.args))
+        ctx.profile = parse_exec(list(entry.args), {**os.environ, **entry.env}).profile
     except KubetrayError as exc:
         return Result(name, FAIL, f"context {entry.context!r}: {exc.message}", "fix the args in the kubeconfig")
     return Result(name, OK, f"context {entry.context!r} runs the fast launcher {entry.command}")
@@ -126,7 +126,11 @@ def _launcher_path() -> str:
 
 
 def check_daemon(ctx: _Context) -> Result:
-    pong = instance.probe(ctx.paths.socket)
+    try:
+        pong = instance.probe(ctx.paths.socket)
+    except instance.ForeignPeer as exc:  # nothing was sent to it
+        return Result("daemon", FAIL, f"refusing to use {ctx.paths.socket}: {exc}",
+                      "fix what the socket directory check says, then run kubectl again")
     if pong is None:
         return Result("daemon", FAIL, f"nothing answers on {ctx.paths.socket}",
                       "run `kubetray run` (or any kubectl command starts it); its log says why it stopped")

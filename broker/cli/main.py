@@ -148,6 +148,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_demo(auto_approve=args.auto_approve)
     from broker.cli import manage as cli_manage
+    from broker.ipc.instance import ForeignPeer
     from broker.process.paths import Paths
 
     paths = Paths.default()
@@ -164,3 +165,6 @@ def _dispatch(args: argparse.Namespace) -> int:
     except cli_manage.CliError as exc:
         print(f"kubetray: {exc}", file=sys.stderr)
         return exc.status
+    except ForeignPeer as exc:  # nothing was sent to whatever answers
+        print(f"kubetray: refusing to use the broker socket: {exc}", file=sys.stderr)
+        return 2

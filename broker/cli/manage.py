@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from broker.ipc import instance
 from broker.kubeconfig import contexts as kcontexts
 from broker.kubeconfig.files import KubeconfigError
 from broker.process.paths import Paths
-from shim import wire
+from shim.main import is_forwarded
 
 
 class CliError(Exception):
@@ -62,14 +63,20 @@ def exec_token(paths: Paths, entry: kcontexts.ExecEntry) -> str:
                        f"`kubetray convert-kubeconfig --context {entry.context}` first", 2)
     ensure_daemon(paths)
     info = {"kind": "ExecCredential", "apiVersion": API_V1, "spec": {"interactive": sys.stdin.isatty()}}
-    env = {k: v for k, v in entry.env.items() if k.startswith(wire.FORWARDED_ENV_PREFIXES)}
     for reply in replies(paths, "exec", timeout=None, argv=list(entry.args), exec_info=json.dumps(info),
-                         stdin_tty=sys.stdin.isatty(), env=env):
+                         stdin_tty=sys.stdin.isatty(), env=caller_env(entry), cwd=os.getcwd()):
         if reply.get("type") == "credential":
             token = (reply.get("body") or {}).get("status", {}).get("token")
             if isinstance(token, str) and token:
                 return token
     raise CliError("the daemon answered without a token; see `kubetray status`")
+
+
+def caller_env(entry: kcontexts.ExecEntry) -> dict[str, str]:
+    """What kubectl would give the shim for ``entry`` (its exec.env over our environment), filtered by
+    the shim's list: the same profile, the same context, as a kubectl call."""
+    merged = {**os.environ, **entry.env}
+    return {k: v for k, v in merged.items() if is_forwarded(k)}
 
 
 def context_entry(kubeconfig: str | None, context: str | None) -> kcontexts.ExecEntry:
@@ -108,7 +115,8 @@ def signed(args: argparse.Namespace, paths: Paths) -> int:
         raise CliError(f"the daemon is not running (socket {paths.socket}); start it with `kubetray run`", 3)
     fields: dict[str, Any] = {}
     if getattr(args, "context", None):
-        fields["argv"] = list(context_entry(args.kubeconfig, args.context).args)
+        entry = context_entry(args.kubeconfig, args.context)
+        fields.update(argv=list(entry.args), env=caller_env(entry), cwd=os.getcwd())
         ensure_daemon(paths)
     elif getattr(args, "profile", None):
         fields["key"] = args.profile
@@ -194,6 +202,11 @@ def _print_status(doc: dict[str, Any]) -> None:
     print(f"keyring: {doc.get('keyring')}")
     if doc.get("tray"):
         print(f"tray:    {doc['tray']}")
+    net = doc.get("network") or {}
+    if net:
+        values = ", ".join(f"{k}={v}" for k, v in (net.get("variables") or {}).items())
+        values = values or "no proxy or CA variables (direct, system CAs)"
+        print(f"network: {values}; from {net.get('source')}")
     profiles = doc.get("profiles") or []
     remote: dict[str, Any] = doc["remote"] if isinstance(doc.get("remote"), dict) else {}
     local_only = set(remote.get("local_only") or [])

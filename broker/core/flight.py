@@ -6,22 +6,37 @@ lines said so far (so a late shim still shows the device code) and every later o
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
 from concurrent.futures import Future
 
-from broker.core.model import Token
+from broker.core.model import NO_CONTEXT, RequestContext, Token
 from broker.core.ports import Progress
 
 log = logging.getLogger(__name__)
 
 
+class FlightKind(enum.Enum):
+    """Why a flight runs: kubectl needs a token, a person asked to sign in, or a refresh nobody waits on."""
+
+    OBTAIN = "obtain"
+    SIGN_IN = "sign_in"
+    REFRESH = "refresh"
+
+
 class Flight:
     """One running acquisition. ``person_present`` and ``allow_auto`` accumulate over its callers: a
-    sign-in may start if any caller has a person at a terminal, or any caller permits an automatic one."""
+    sign-in may start if any caller has a person at a terminal, or any caller permits an automatic one.
 
-    def __init__(self, kind: str) -> None:
+    ``context`` is the starting caller's (the source gets it with the request); ``generation`` is the
+    profile's when the flight started, so a logout in between makes its result void.
+    """
+
+    def __init__(self, kind: FlightKind, context: RequestContext = NO_CONTEXT, generation: int = 0) -> None:
         self.kind = kind
+        self.context = context
+        self.generation = generation
         self.future: Future[Token] = Future()
         self.person_present = False
         self.allow_auto = False
@@ -41,11 +56,6 @@ class Flight:
         for line in said:
             _tell(listener, line)
         return self.future
-
-    def leave(self, listener: Progress) -> None:
-        with self._lock:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
 
     def progress(self, line: str) -> None:
         """Tell every waiting caller, now and later joiners, one line."""

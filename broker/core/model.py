@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 LOGIN_INTERACTIVE = "interactive"
@@ -25,13 +25,20 @@ GRANT_DEVICE_CODE = "device-code"
 GRANT_PASSWORD = "password"  # noqa: S105 - a grant type name, not a password
 GRANT_CLIENT_CREDENTIALS = "client-credentials"
 
+# Said on every sign-in and refresh of a profile with --insecure-skip-tls-verify.
+INSECURE_WARNING = (
+    "kubetray: WARNING: --insecure-skip-tls-verify is set, so the identity provider's certificate is NOT "
+    "checked and anyone on the network path can impersonate it; use --certificate-authority instead"
+)
+
 
 @dataclass(frozen=True)
 class Profile:
     """One way of getting a token, derived from the kubeconfig's get-token arguments.
 
     Profiles that share authority, client id and scopes share one sign-in: every Entra-integrated
-    AKS cluster of a tenant maps to the same :attr:`key`.
+    AKS cluster of a tenant maps to the same :attr:`key`, unless the account (``login_hint``), the TLS
+    trust or the identity-choosing environment (``env_scope``) differ: those never share.
     """
 
     login: str
@@ -59,6 +66,9 @@ class Profile:
     ca_file: str = ""
     ca_data: str = ""
     insecure_skip_tls_verify: bool = False
+    # A digest of the caller's environment that picks the identity (AZURE_CONFIG_DIR for azurecli, the
+    # managed-identity endpoint for msi): two kubeconfigs whose exec.env differ there are two profiles.
+    env_scope: str = ""
 
     @property
     def scopes(self) -> tuple[str, ...]:
@@ -79,18 +89,39 @@ class Profile:
                       self.tenant_id, self.grant_type, self.client_certificate, self.federated_token_file]
             if self.service_connection_id:  # only when set: the keys of older profiles stay as they were
                 parts.append(self.service_connection_id)
+        # The account and the TLS trust join only when set, so existing keys stay what they were.
+        parts += self._partition()
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+    def _partition(self) -> list[str]:
+        """What keeps two kubeconfigs of one issuer and client apart: the account they name, the TLS
+        trust they give the provider (a refresh token only ever travels over a connection its own
+        kubeconfig trusted) and the caller's environment that chooses the identity (``env_scope``)."""
+        parts: list[str] = []
+        if self.login_hint:
+            parts.append("hint=" + self.login_hint.lower())
+        if self.ca_file or self.ca_data or self.insecure_skip_tls_verify:
+            parts += ["ca=" + self.ca_file, "ca-data=" + self.ca_data, f"insecure={self.insecure_skip_tls_verify}"]
+        if self.env_scope:
+            parts.append("env=" + self.env_scope)
+        return parts
 
     @property
     def cache_name(self) -> str:
         """Keyring entry holding MSAL's token cache for this authority + client id (+ mode).
 
         The public-client modes share one entry; any other mode that keeps a cache gets its own, so
-        two MSAL applications never overwrite each other's serialized cache.
+        two MSAL applications never overwrite each other's serialized cache. A named account and a
+        non-default TLS trust get their own entry too: a refresh token is never shared across them.
         """
         parts = [self.authority.rstrip("/").lower(), self.client_id]
         if self.login not in PERSON_LOGINS:
             parts += [self.login, self.username, self.grant_type]
+        if self.login_hint:  # each named account has a cache of its own: no refresh token is shared
+            parts.append("hint=" + self.login_hint.lower())
+        if self.ca_file or self.ca_data or self.insecure_skip_tls_verify:
+            # A cache (and its refresh tokens) is only ever used over the trust it was obtained with.
+            parts += ["ca=" + self.ca_file, "ca-data=" + self.ca_data, f"insecure={self.insecure_skip_tls_verify}"]
         return "msal-cache-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
     @property
@@ -149,28 +180,29 @@ class Parsed:
     local_only: bool = False
 
 
-class SecretBag:
-    """The daemon's in-memory secrets, keyed by profile key. Thread-safe; never written anywhere.
+@dataclass(frozen=True)
+class RequestContext:
+    """The caller's context that travels WITH one request to the source: the forwarded environment
+    (the documented list in docs/protocol.md), the working directory and the secrets it carried.
 
-    After a restart it is empty: profiles that need a secret wait until a shim supplies it again.
+    Held in memory only, never persisted; repr hides the environment (it may hold AZURE_CLIENT_SECRET,
+    IDENTITY_HEADER) and the secrets.
     """
 
-    def __init__(self) -> None:
-        self._secrets: dict[str, Secrets] = {}
-        self._lock = threading.Lock()
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    cwd: str = ""
+    secrets: Secrets = field(default_factory=Secrets, repr=False)
 
-    def put(self, key: str, secrets: Secrets) -> None:
-        """Remember the latest secrets for ``key``. An empty set changes nothing: another terminal's
-        kubectl may lack the environment variable that this one had."""
-        if not secrets:
-            return
-        with self._lock:
-            self._secrets[key] = secrets
+    def get(self, name: str, default: str = "") -> str:
+        """One forwarded variable, or ``default`` when the caller did not have it."""
+        return self.env.get(name, default)
 
-    def get(self, key: str) -> Secrets:
-        with self._lock:
-            return self._secrets.get(key, Secrets())
+    def with_secrets_from(self, previous: RequestContext) -> RequestContext:
+        """This context, keeping ``previous``'s secrets when this call carried none: another
+        terminal's kubectl may lack the environment variable that supplied them."""
+        if self.secrets or not previous.secrets:
+            return self
+        return RequestContext(self.env, self.cwd, previous.secrets)
 
-    def forget(self, key: str) -> None:
-        with self._lock:
-            self._secrets.pop(key, None)
+
+NO_CONTEXT = RequestContext()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from broker.core.model import Profile, Token
+from broker.core.model import Profile, RequestContext, Token
 
 Progress = Callable[[str], None]
 """Receives one line for the person waiting (e.g. the device-code message)."""
@@ -21,20 +21,29 @@ class Clock(Protocol):
 
 
 class TokenSource(Protocol):
-    """Gets tokens from an identity provider for one kind of profile. Raises KubetrayError subclasses."""
+    """Gets tokens from an identity provider for one kind of profile. Raises KubetrayError subclasses.
 
-    def acquire_silent(self, profile: Profile, *, force_refresh: bool, account_id: str = "") -> Token:
+    ``context`` is the caller's (environment, cwd, secrets) and comes with every call: a source reads
+    what it needs from it and keeps nothing of it beyond the call.
+    """
+
+    def acquire_silent(
+        self, profile: Profile, context: RequestContext, *, force_refresh: bool, account_id: str = ""
+    ) -> Token:
         """Return a token without user interaction (cache or refresh token); LoginRequired if impossible."""
         ...
 
-    def sign_in(self, profile: Profile, progress: Progress) -> Token:
+    def sign_in(self, profile: Profile, context: RequestContext, progress: Progress) -> Token:
         """Run an interactive sign-in (browser or device code), reporting to ``progress``."""
         ...
 
     def sign_out(self, profile: Profile) -> str | None:
-        """Forget every token this source holds for the profile's sign-in group (revoking it at the provider
-        first where the provider offers that). Returns a sentence for the person, e.g. whether the refresh
-        token was revoked, or None. Never raises for a failed revocation: the local deletion still happens."""
+        """Forget every token this source holds for the profile's sign-in group, in memory and at rest
+        (revoking it at the provider first where the provider offers that).
+
+        A call of this source still running for the profile must not write its result back afterwards.
+        Returns a sentence for the person (e.g. whether the refresh token was revoked), or None. Never
+        raises for a failed revocation: the local deletion still happens."""
         ...
 
 

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from broker.core.errors import KubetrayError, LoginFailed, LoginRequired, Timeout, unexpected
-from broker.core.flight import Flight
-from broker.core.model import Profile, Token
+from broker.core.errors import BadRequest, KubetrayError, LoginFailed, LoginRequired, Timeout, unexpected
+from broker.core.flight import Flight, FlightKind
+from broker.core.model import NO_CONTEXT, Profile, RequestContext, Token
 from broker.core.policy import Policy
 from broker.core.ports import Clock, ProfileRegistry, Progress, TokenSource
 from broker.core.state import (
@@ -36,7 +36,11 @@ Submit = Callable[[Callable[[], None]], object]
 
 @dataclass
 class TokenService:
-    """Use-case object: ``get_token``, ``login``, ``refresh``, ``logout``, ``run_due``, ``snapshot``."""
+    """Use-case object: ``get_token``, ``login``, ``refresh``, ``logout``, ``run_due``, ``snapshot``.
+
+    The IPC handler and the tray only call these; each flow (including logout, which must win over a
+    refresh racing it) is owned here.
+    """
 
     source: TokenSource
     clock: Clock
@@ -85,8 +89,10 @@ class TokenService:
         return self.policy.serve_until(token)
 
     # -- use cases ---------------------------------------------------------------------------------
-    def get_token(self, profile: Profile, *, person_present: bool, progress: Progress | None = None) -> Future[Token]:
-        """For kubectl: cached, else join or start a flight that may sign in."""
+    def get_token(self, profile: Profile, context: RequestContext | None = None, *, person_present: bool,
+                  progress: Progress | None = None) -> Future[Token]:
+        """For kubectl: cached, else join or start a flight that may sign in. ``context`` is the
+        caller's and applies to this profile only (None: the latest caller's of this profile)."""
         token = self.cached(profile)
         if token is not None:
             done: Future[Token] = Future()
@@ -94,29 +100,47 @@ class TokenService:
             return done
         with self._lock:
             self._stats["waited"] += 1
-        return self._fly(profile, "obtain", progress, person_present=person_present, allow_auto=True)
+        return self._fly(profile, FlightKind.OBTAIN, context, progress, person_present=person_present,
+                         allow_auto=True)
 
-    def login(self, profile: Profile, progress: Progress | None = None) -> Future[Token]:
-        """A person asked to sign in (CLI, tray): sign in now, or join the flight already running."""
-        return self._fly(profile, "sign_in", progress, person_present=True, allow_auto=True)
+    def login(self, profile: Profile, context: RequestContext | None = None,
+              progress: Progress | None = None) -> Future[Token]:
+        """A person asked to sign in (CLI, tray): sign in now, or join the flight already running.
+        ``context`` None (the tray): the latest caller's context of this profile."""
+        return self._fly(profile, FlightKind.SIGN_IN, context, progress, person_present=True, allow_auto=True)
 
     def refresh(self, key: str) -> Future[Token]:
         """Refresh now without interaction (never starts a sign-in)."""
         with self._lock:
             state = self._states.get(key)
         if state is None:
-            raise KubetrayError(f"no profile {key!r}; `kubetray status` lists them")
-        return self._fly(state.profile, "refresh", None, person_present=False, allow_auto=False)
+            raise BadRequest(f"no profile {key!r}; `kubetray status` lists them")
+        return self._fly(state.profile, FlightKind.REFRESH, None, None, person_present=False, allow_auto=False)
 
-    def forget_token(self, key: str) -> None:
-        """Drop the in-memory token (after the source signed out); the profile stays known."""
+    def logout(self, key: str) -> str | None:
+        """Sign the profile out: forget its token and the caller context it kept (secrets included),
+        then have the source forget what it holds (keyring included). Blocks on the source's I/O.
+        Returns the source's note for the person (e.g. whether the refresh token was revoked), or None.
+
+        Serialised with the profile's flights by a generation counter: a refresh or sign-in still
+        running finishes into nothing, and its caller is told the profile was signed out.
+        """
         with self._lock:
             state = self._states.get(key)
-            if state is not None:
-                state.token = None
-                state.needs_sign_in = True
-                state.auto_sign_in_blocked = True  # signed out on purpose: wait for a person
+            if state is None:
+                raise BadRequest(f"no profile {key!r}; `kubetray status` lists them")
+            state.generation += 1
+            state.token = None
+            state.context = NO_CONTEXT
+            state.needs_sign_in = True
+            state.auto_sign_in_blocked = True  # signed out on purpose: wait for a person
+            # Callers arriving from now on start a new flight rather than join the void one.
+            self._flights.pop(key, None)
+            profile = state.profile
+            records = [s.to_record() for s in self._states.values()]
+        self._save(records)
         self._changed()
+        return self.source.sign_out(profile)  # the source's revocation, keyring deletion and app closing
 
     def profile(self, key: str) -> Profile | None:
         with self._lock:
@@ -136,7 +160,7 @@ class TokenService:
         with self._lock:
             due = [s.profile for s in self._states.values() if (t := self._due_at(s)) is not None and t <= now]
         for profile in due:
-            self._fly(profile, "refresh", None, person_present=False, allow_auto=False)
+            self._fly(profile, FlightKind.REFRESH, None, None, person_present=False, allow_auto=False)
         return len(due)
 
     def _due_at(self, state: ProfileState) -> float | None:
@@ -148,16 +172,21 @@ class TokenService:
 
     # -- flights -----------------------------------------------------------------------------------
     def _fly(
-        self, profile: Profile, kind: str, progress: Progress | None, *, person_present: bool, allow_auto: bool
+        self, profile: Profile, kind: FlightKind, context: RequestContext | None, progress: Progress | None, *,
+        person_present: bool, allow_auto: bool
     ) -> Future[Token]:
+        """Join or start the profile's flight. ``context`` None: a refresh nobody asked for, which uses
+        the latest caller's context of this profile."""
         with self._lock:
             state = self._states.setdefault(profile.key, ProfileState(profile=profile))
-            if profile != state.profile and kind != "refresh":
-                state.profile = profile  # e.g. a new --login-hint or --timeout from the kubeconfig
+            if profile != state.profile and kind is not FlightKind.REFRESH:
+                state.profile = profile  # e.g. a new --timeout from the kubeconfig
+            if context is not None:
+                state.context = context.with_secrets_from(state.context)
             flight = self._flights.get(profile.key)
             started = flight is None
             if flight is None:
-                flight = self._flights[profile.key] = Flight(kind)
+                flight = self._flights[profile.key] = Flight(kind, state.context, state.generation)
                 self._stats["flights"] += 1
         future = flight.join(progress, person_present=person_present, allow_auto=allow_auto)
         if started:
@@ -179,10 +208,11 @@ class TokenService:
 
     def _acquire(self, state: ProfileState, flight: Flight) -> Token:
         profile = state.profile
-        if flight.kind != "sign_in":
+        if flight.kind is not FlightKind.SIGN_IN:
             try:
                 token = self.source.acquire_silent(
-                    profile, force_refresh=state.token is not None, account_id=state.home_account_id
+                    profile, flight.context, force_refresh=state.token is not None,
+                    account_id=state.home_account_id,
                 )
                 return token
             except LoginRequired as exc:
@@ -204,7 +234,7 @@ class TokenService:
             raise reason or LoginRequired("sign-in required; run `kubetray login`")
         self._changed()
         try:
-            return self.source.sign_in(profile, flight.progress)
+            return self.source.sign_in(profile, flight.context, flight.progress)
         except (LoginFailed, Timeout, LoginRequired):
             with self._lock:
                 state.auto_sign_in_blocked = True  # abandoned: no one reopens it but a person
@@ -215,8 +245,13 @@ class TokenService:
         now = self.clock.now()
         fallback: Token | None = None
         with self._lock:
-            state.warmed = True
-            if token is not None:
+            if flight.generation != state.generation:
+                # Signed out while this flight ran: keep nothing it got, tell its callers why.
+                token, error = None, LoginRequired(
+                    "the profile was signed out (`kubetray logout`) while this request waited; "
+                    "run kubectl again to sign in")
+            elif token is not None:
+                state.warmed = True
                 state.token = token
                 state.account = token.account or state.account
                 state.home_account_id = token.home_account_id or state.home_account_id
@@ -228,6 +263,7 @@ class TokenService:
                 state.auto_sign_in_blocked = False
                 state.last_error = state.last_error_code = ""
             elif error is not None:
+                state.warmed = True
                 state.last_error, state.last_error_code = error.message, error.code
                 if isinstance(error, LoginRequired | LoginFailed):
                     state.token = None
@@ -237,7 +273,8 @@ class TokenService:
                     # The provider is down or refusing: a token that still works beats an error.
                     if state.token is not None and self.policy.usable_as_last_resort(state.token, now):
                         fallback = state.token
-            del self._flights[state.profile.key]
+            if self._flights.get(state.profile.key) is flight:
+                del self._flights[state.profile.key]
             records = [s.to_record() for s in self._states.values()]
         self._save(records)
         self._changed()

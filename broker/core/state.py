@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 from dataclasses import dataclass, field
 
-from broker.core.model import Profile, Token
+from broker.core.model import NO_CONTEXT, Profile, RequestContext, Token
 
 # Profile fields worth remembering; all of them are non-secret.
 _PROFILE_FIELDS = tuple(f.name for f in dataclasses.fields(Profile))
 
-STATE_OK = "ok"
-STATE_SIGN_IN_REQUIRED = "sign_in_required"
-STATE_SIGNING_IN = "signing_in"
-STATE_ERROR = "error"
-STATE_UNKNOWN = "unknown"
+
+
+class ProfileStatus(enum.StrEnum):
+    """What `kubetray status` and the tray show for a profile; the values are part of the protocol."""
+
+    OK = "ok"
+    SIGN_IN_REQUIRED = "sign_in_required"
+    SIGNING_IN = "signing_in"
+    ERROR = "error"
+    UNKNOWN = "unknown"
+
+
+STATE_OK = ProfileStatus.OK
+STATE_SIGN_IN_REQUIRED = ProfileStatus.SIGN_IN_REQUIRED
+STATE_SIGNING_IN = ProfileStatus.SIGNING_IN
+STATE_ERROR = ProfileStatus.ERROR
+STATE_UNKNOWN = ProfileStatus.UNKNOWN
 
 
 @dataclass
@@ -35,6 +48,11 @@ class ProfileState:
     warmed: bool = False  # a silent acquisition was tried since the daemon started
     last_error: str = ""
     last_error_code: str = ""
+    # The latest caller's context (environment, secrets), for the refreshes nobody waits for. Memory
+    # only; logout empties it.
+    context: RequestContext = field(default=NO_CONTEXT, repr=False)
+    # Bumped by logout: a flight that started before it finds its generation stale and keeps nothing.
+    generation: int = 0
 
     def to_record(self) -> dict[str, object]:
         record: dict[str, object] = {name: getattr(self.profile, name) for name in _PROFILE_FIELDS}
@@ -75,7 +93,7 @@ class ProfileView:
     client_id: str
     server_id: str
     account: str
-    state: str
+    state: ProfileStatus
     expires_on: float | None
     last_refresh: float
     last_error: str

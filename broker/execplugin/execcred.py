@@ -33,7 +33,7 @@ def parse_exec_info(raw: str | None) -> ExecInfo:
         interactive = spec.get("interactive")
         cluster = spec.get("cluster") or {}
         server = cluster.get("server", "") if isinstance(cluster, dict) else ""
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         raise BadRequest("KUBERNETES_EXEC_INFO is not valid JSON; is the shim run by kubectl?") from None
     if api_version not in SUPPORTED_API_VERSIONS:
         raise BadRequest(

@@ -8,6 +8,7 @@ int128/kubelogin's OpenID Connect arguments are parsed by :mod:`broker.execplugi
 from __future__ import annotations
 
 import argparse
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
@@ -179,6 +180,20 @@ _REQUIRED: Mapping[str, tuple[str, ...]] = {
 _FLAG_NAMES = {"service_connection_id": "--azure-pipelines-service-connection-id"}
 
 
+# The caller's variables that choose WHICH identity a mode gets (not how to reach it): they join the
+# profile's identity, so kubeconfigs whose exec.env differ there never share a token.
+_SCOPE_ENV: Mapping[str, tuple[str, ...]] = {
+    LOGIN_AZURECLI: ("AZURE_CONFIG_DIR",),
+    LOGIN_MSI: ("IDENTITY_ENDPOINT", "MSI_ENDPOINT", "IMDS_ENDPOINT", "AZURE_POD_IDENTITY_AUTHORITY_HOST"),
+}
+
+
+def env_scope(login: str, env: Mapping[str, str]) -> str:
+    """A short digest of the identity-choosing variables ``login`` reads, or "" when none is set."""
+    lines = [f"{name}={env[name]}" for name in _SCOPE_ENV.get(login, ()) if env.get(name)]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16] if lines else ""
+
+
 def _apply_environment(ns: argparse.Namespace, env: Mapping[str, str]) -> None:
     """kubelogin's UpdateFromEnv: AAD_LOGIN_METHOD picks the mode, AZURE_* (or ARM_*) override flags."""
     for attr, names in (*(_ARM_ENV if ns.use_azurerm_env_vars else _CLIENT_ENV), *_USER_ENV):
@@ -202,7 +217,8 @@ def parse_get_token(argv: Sequence[str]) -> Profile:
 
 
 def parse_exec(argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: str = "") -> Parsed:
-    """Parse what a shim forwarded: argv, the caller's AAD_/AZURE_/KUBELOGIN_ variables and cwd.
+    """Parse what a shim forwarded: argv, the caller's forwarded variables
+    (docs/protocol.md) and cwd.
 
     int128/kubelogin's forms (``oidc-login get-token …``, ``get-token --oidc-…``) go to oidc_args.
     """
@@ -261,6 +277,7 @@ def parse_exec(argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: s
         subscription=ns.subscription if login == LOGIN_AZURECLI else "",
         service_connection_id=ns.service_connection_id if login == LOGIN_PIPELINES else "",
         use_os_broker=bool(ns.use_os_broker) and login == LOGIN_INTERACTIVE,
+        env_scope=env_scope(login, env or {}),
     )
     notes = ("kubetray: --login ropc is deprecated (it cannot satisfy MFA or Conditional Access); "
              "prefer interactive, devicecode or spn",) if login == LOGIN_ROPC else ()

@@ -17,6 +17,7 @@ from broker.core.model import (
     GRANT_CLIENT_CREDENTIALS,
     GRANT_DEVICE_CODE,
     GRANT_PASSWORD,
+    INSECURE_WARNING,
     LOGIN_OIDC,
     Parsed,
     Profile,
@@ -29,10 +30,6 @@ _BOOL_FLAGS = ("--oidc-use-access-token", "--insecure-skip-tls-verify", "--skip-
                "--local-only")
 # Scopes MSAL adds by itself (and refuses to be given).
 _RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access"})
-INSECURE_WARNING = (
-    "kubetray: WARNING: --insecure-skip-tls-verify is set, so the identity provider's certificate is NOT "
-    "checked and anyone on the network path can impersonate it; use --certificate-authority instead"
-)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -8,22 +8,28 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import json
 import logging
 import os
+import secrets
 import socket
-from collections.abc import Callable
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from broker.core.errors import BadRequest, Forbidden, KubetrayError, UnsupportedVersion, unexpected
-from broker.core.model import Parsed, Profile, SecretBag, Token
+from broker.core.errors import BadRequest, Forbidden, InvalidArguments, KubetrayError, UnsupportedVersion, unexpected
+from broker.core.model import Parsed, Profile, RequestContext, Token
 from broker.core.remote import LOCAL, Caller, RemoteGate, clean_origin
 from broker.core.service import TokenService
+from broker.core.state import ProfileStatus
 from broker.execplugin.execcred import exec_credential, parse_exec_info
 from broker.execplugin.kubelogin_args import parse_exec
 from broker.ipc import framing
 from shim import wire
+from shim.main import is_forwarded
 
 log = logging.getLogger(__name__)
 
@@ -35,21 +41,35 @@ Send = Callable[[bytes], None]
 REMOTE_OPS = frozenset({"ping", "exec"})
 
 
+# Bounds on one request's fields (the whole line is bounded by wire.MAX_REQUEST_BYTES already).
+MAX_ARGS = 256
+MAX_ENV = 128
+MAX_FIELD_CHARS = 32 * 1024
+_PROFILE_MEMO = 256
+
+
 @dataclass
 class Handler:
-    """Serves the ops of protocol version 1: ping, exec, status, login, refresh, logout, shutdown."""
+    """Serves the ops of protocol version 1: ping, exec, status, login, refresh, logout, shutdown.
+
+    Every flow is the TokenService's; this only decodes, checks and relays.
+    """
 
     service: TokenService
     version: str = "0"
     info: dict[str, object] = field(default_factory=dict)  # socket, keyring backend, … for status
     on_shutdown: Callable[[], None] | None = None
-    on_logout: Callable[[Profile], str | None] | None = None  # returns a note (e.g. how revocation went)
-    secrets: SecretBag | None = None  # where secrets a shim passed are kept (memory only)
     remote: RemoteGate | None = None  # local-only profiles and recent remote use; None: no remote policy
 
     def __post_init__(self) -> None:
         # Cached per (apiVersion, token) so the hot path does no JSON encoding.
         self._credential_line = functools.lru_cache(maxsize=64)(self._make_credential_line)
+        # The same kubeconfig sends the same arguments thousands of times: remember the profile each
+        # distinct call maps to, by a keyed digest, so the hot path skips argparse and nothing secret
+        # of the call (--client-secret in argv, AZURE_CLIENT_SECRET) is held as a cache key.
+        self._memo_key = secrets.token_bytes(32)
+        self._memo: OrderedDict[bytes, tuple[Profile, bool]] = OrderedDict()  # (profile, --local-only)
+        self._memo_lock = threading.Lock()
 
     def _make_credential_line(self, api_version: str, token: Token) -> bytes:
         expiration = self.service.serve_until(token)
@@ -80,6 +100,8 @@ class Handler:
             request = json.loads(line)
         except (ValueError, UnicodeDecodeError):
             raise BadRequest("the request is not a JSON line") from None
+        except RecursionError:
+            raise BadRequest("the request is nested too deeply to be a kubetray request") from None
         if not isinstance(request, dict):
             raise BadRequest("the request must be a JSON object")
         if request.get("v") != wire.PROTOCOL_VERSION:
@@ -94,20 +116,29 @@ class Handler:
         send(framing.reply("pong", pid=os.getpid(), version=self.version))
 
     async def _op_exec(self, request: dict[str, Any], send: Send, caller: Caller = LOCAL) -> None:
-        argv = request.get("argv")
-        if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
-            raise BadRequest("argv must be a list of strings")
+        argv = _argv(request)
         raw_info = request.get("exec_info")
         if raw_info is not None and not isinstance(raw_info, str):
             raise BadRequest("exec_info must be a string or null")
-        parsed = self._parse(request, argv)
-        profile = parsed.profile
+        if raw_info is not None:
+            # The cluster's CA bundle can be large: only the line's own limit applies to it.
+            _check_text(raw_info, "KUBERNETES_EXEC_INFO", wire.MAX_REQUEST_BYTES)
+        env, cwd = _env(request), _cwd(request)
+        memo = self._memo_digest(argv, env, cwd)
+        remembered = self._remembered(memo)
+        parsed: Parsed | None = None
+        if remembered is None:
+            parsed = self._parse_and_remember(memo, argv, env, cwd)
+            remembered = (parsed.profile, parsed.local_only)
+        profile, local_only = remembered
         origin = clean_origin(request.get("origin"))
         if self.remote is not None:
-            self.remote.admit(caller, origin, profile.key, local_only_flag=parsed.local_only)
+            self.remote.admit(caller, origin, profile.key, local_only_flag=local_only)
         info = _parse_info(raw_info)
         token = self.service.cached(profile)
         if token is None:
+            parsed = parsed or self._parse_and_remember(memo, argv, env, cwd)
+            profile = parsed.profile
             for note in parsed.notes:  # said only when the daemon has to work, not on every call
                 send(framing.progress(note))
             if caller.forwarded and profile.needs_person:
@@ -119,29 +150,33 @@ class Handler:
             # would start opens on this desktop: it gets the automatic sign-in policy (one attempt until a
             # sign-in completes), never a browser tab on demand.
             person = person and not caller.forwarded
-            token = await self._await(self.service.get_token, profile, send, person_present=person)
+            context = RequestContext(env, cwd, parsed.secrets)
+            relay = self._relay(send, said=frozenset(parsed.notes))
+            token = await self._await(self.service.get_token(profile, context, person_present=person,
+                                                             progress=relay))
         send(self._credential_line(info.api_version, token))
 
     async def _op_login(self, request: dict[str, Any], send: Send) -> None:
-        for profile in self._profiles(request, only_needing_sign_in=True):
-            token = await self._await(self.service.login, profile, send)
+        for profile, context in self._profiles(request, only_needing_sign_in=True):
+            token = await self._await(self.service.login(profile, context, progress=self._relay(send)))
             send(framing.reply("signed_in", key=profile.key, account=token.account, expires_on=token.expires_on))
         send(framing.reply("done"))
 
     async def _op_refresh(self, request: dict[str, Any], send: Send) -> None:
-        for profile in self._profiles(request):
-            fut = self.service.refresh(profile.key)
-            token = await asyncio.wrap_future(fut)
+        for profile, _context in self._profiles(request):
+            token = await self._await(self.service.refresh(profile.key))
             send(framing.reply("refreshed", key=profile.key, expires_on=token.expires_on))
         send(framing.reply("done"))
 
     async def _op_logout(self, request: dict[str, Any], send: Send) -> None:
-        for profile in self._profiles(request):
-            note = None
-            if self.on_logout is not None:
-                note = await asyncio.get_running_loop().run_in_executor(None, self.on_logout, profile)
-            self.service.forget_token(profile.key)
-            self._credential_line.cache_clear()
+        loop = asyncio.get_running_loop()
+        for profile, _context in self._profiles(request):
+            try:
+                note = await loop.run_in_executor(None, self.service.logout, profile.key)
+            finally:  # whatever the keyring said, nothing of the profile stays in this handler
+                self._credential_line.cache_clear()
+                with self._memo_lock:
+                    self._memo.clear()
             send(framing.reply("signed_out", key=profile.key, **({"note": note} if note else {})))
         send(framing.reply("done"))
 
@@ -158,7 +193,7 @@ class Handler:
         local_only = request.get("local_only")
         if not isinstance(local_only, bool):
             raise BadRequest("local_only must be true or false")
-        for profile in self._profiles(request):
+        for profile, _context in self._profiles(request):
             self.remote.mark(profile.key, local_only=local_only)
             send(framing.reply("remote_policy", key=profile.key, local_only=local_only))
         send(framing.reply("done"))
@@ -169,34 +204,47 @@ class Handler:
             self.on_shutdown()
 
     # -- helpers -----------------------------------------------------------------------------------
-    def _parse(self, request: dict[str, Any], argv: list[str]) -> Parsed:
-        """Parse argv with the caller's environment and cwd; keep any secrets it carried in memory."""
-        env, cwd = request.get("env") or {}, request.get("cwd") or ""
-        if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
-            raise BadRequest("env must be an object of strings")
-        if not isinstance(cwd, str):
-            raise BadRequest("cwd must be a string")
-        # Only the variables kubelogin reads matter; the rest would only split the parse cache.
-        relevant = tuple(sorted((k, v) for k, v in env.items() if k.startswith(wire.FORWARDED_ENV_PREFIXES)
-                                and not k.startswith("KUBELOGIN_")))
-        parsed = _parse_exec(tuple(argv), relevant, cwd)
-        if self.secrets is not None:
-            self.secrets.put(parsed.profile.key, parsed.secrets)
+    def _memo_digest(self, argv: list[str], env: Mapping[str, str], cwd: str) -> bytes:
+        material = json.dumps([argv, sorted(env.items()), cwd], ensure_ascii=True).encode()
+        return hashlib.blake2b(material, key=self._memo_key, digest_size=16).digest()
+
+    def _remembered(self, memo: bytes) -> tuple[Profile, bool] | None:
+        with self._memo_lock:
+            return self._memo.get(memo)
+
+    def _parse_and_remember(self, memo: bytes, argv: list[str], env: Mapping[str, str], cwd: str) -> Parsed:
+        parsed = parse_exec(argv, env, cwd)
+        with self._memo_lock:
+            self._memo[memo] = (parsed.profile, parsed.local_only)
+            self._memo.move_to_end(memo)
+            while len(self._memo) > _PROFILE_MEMO:
+                self._memo.popitem(last=False)
         return parsed
 
-    async def _await(self, start: Callable[..., Any], profile: Profile, send: Send, **kwargs: Any) -> Token:
+    @staticmethod
+    def _relay(send: Send, said: frozenset[str] = frozenset()) -> Callable[[str], None]:
+        """Progress lines to this caller, from the flight's thread; a line it was told already (a note
+        such as the --insecure-skip-tls-verify warning, which the sign-in repeats) is not said twice."""
         loop = asyncio.get_running_loop()
 
         def relay(message: str) -> None:
-            loop.call_soon_threadsafe(send, framing.progress(message))
+            if message not in said:
+                loop.call_soon_threadsafe(send, framing.progress(message))
 
-        token: Token = await asyncio.wrap_future(start(profile, progress=relay, **kwargs))
+        return relay
+
+    @staticmethod
+    async def _await(future: Any) -> Token:
+        token: Token = await asyncio.wrap_future(future)
         return token
 
-    def _profiles(self, request: dict[str, Any], *, only_needing_sign_in: bool = False) -> list[Profile]:
+    def _profiles(self, request: dict[str, Any], *,
+                  only_needing_sign_in: bool = False) -> list[tuple[Profile, RequestContext | None]]:
         """The profiles a management op names: ``argv`` (like exec), ``key``, or ``all``."""
-        if isinstance(request.get("argv"), list):
-            return [self._parse(request, [str(a) for a in request["argv"]]).profile]
+        if request.get("argv") is not None:
+            argv, env, cwd = _argv(request), _env(request), _cwd(request)
+            parsed = parse_exec(argv, env, cwd)
+            return [(parsed.profile, RequestContext(env, cwd, parsed.secrets))]
         views = self.service.snapshot()
         key = request.get("key")
         if isinstance(key, str) and key:
@@ -205,19 +253,59 @@ class Handler:
                 raise BadRequest(f"no single profile matches {key!r}; `kubetray status` lists them")
             views = matches
         elif only_needing_sign_in and not request.get("all"):
-            views = [v for v in views if v.state in ("sign_in_required", "unknown", "error")]
+            wanted = (ProfileStatus.SIGN_IN_REQUIRED, ProfileStatus.UNKNOWN, ProfileStatus.ERROR)
+            views = [v for v in views if v.state in wanted]
         found = [self.service.profile(v.key) for v in views]
-        return [p for p in found if p is not None]
+        return [(p, None) for p in found if p is not None]
 
 
 def _desktop() -> str:
     return socket.gethostname() or "this computer"
 
 
-# The same kubeconfig sends the same arguments thousands of times: parse each distinct one once.
-# (lru_cache does not cache exceptions, so bad arguments are re-checked and re-reported every time.)
-_parse_exec = functools.lru_cache(maxsize=256)(
-    lambda argv, env, cwd: parse_exec(list(argv), dict(env), cwd)
-)
-_parse_info = functools.lru_cache(maxsize=64)(parse_exec_info)
+def _check_text(value: str, what: str, limit: int = MAX_FIELD_CHARS) -> None:
+    """Refuse what would fail later, deep inside (hashing, the keyring, a log line): lone surrogates
+    (bytes that are not UTF-8, passed through by the shim) and oversized values."""
+    if len(value) > limit:
+        raise InvalidArguments(f"{what} is longer than {limit} characters; shorten it in the kubeconfig")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidArguments(f"{what} is not valid UTF-8; fix it in the kubeconfig (or the environment)") from None
 
+
+def _argv(request: dict[str, Any]) -> list[str]:
+    argv = request.get("argv")
+    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+        raise BadRequest("argv must be a list of strings")
+    if len(argv) > MAX_ARGS:
+        raise InvalidArguments(f"more than {MAX_ARGS} arguments; check the kubeconfig's exec args")
+    for i, arg in enumerate(argv):
+        _check_text(arg, f"argument {i + 1}")
+    return argv
+
+
+def _env(request: dict[str, Any]) -> dict[str, str]:
+    """The caller's forwarded variables, filtered again by the documented list (an older or foreign
+    client may send more: the rest is dropped here, never looked at)."""
+    env = request.get("env") or {}
+    if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+        raise BadRequest("env must be an object of strings")
+    kept = {k: v for k, v in env.items() if is_forwarded(k)}
+    if len(kept) > MAX_ENV:
+        raise InvalidArguments(f"more than {MAX_ENV} AAD_* variables in the environment")
+    for name, value in kept.items():
+        _check_text(name, "an environment variable's name")
+        _check_text(value, f"the environment variable {name}")
+    return kept
+
+
+def _cwd(request: dict[str, Any]) -> str:
+    cwd = request.get("cwd") or ""
+    if not isinstance(cwd, str):
+        raise BadRequest("cwd must be a string")
+    _check_text(cwd, "the current directory")
+    return cwd
+
+
+_parse_info = functools.lru_cache(maxsize=64)(parse_exec_info)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from broker.core.errors import KubetrayError
-from broker.execplugin.kubelogin_args import parse_get_token
+from broker.execplugin.kubelogin_args import parse_exec
 from broker.kubeconfig.files import KubeconfigError, Merged, load_all
 
 
@@ -63,7 +63,9 @@ def contexts_by_profile(kubeconfig: str | None = None) -> dict[str, list[str]]:
         if entry is None or not entry.uses_shim:
             continue
         try:
-            key = parse_get_token(list(entry.args)).key
+            # As kubectl would run it: the entry's exec.env over the environment (it can pick the
+            # mode, the client id, the az login, and so the profile).
+            key = parse_exec(list(entry.args), {**os.environ, **entry.env}).profile.key
         except KubetrayError:
             continue
         found.setdefault(key, []).append(name)

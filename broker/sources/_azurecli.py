@@ -2,26 +2,37 @@
 
 The CLI owns the sign-in and its refresh tokens; kubetray only holds the access token in memory, and
 never past the expiry the CLI reported, so ``az logout`` takes effect when that token runs out.
+
+``az`` is looked up on the CALLER's PATH (forwarded with the request: kubectl's, with the user entry's
+exec.env merged over it), never the daemon's, and runs with the caller's AZURE_CONFIG_DIR, proxy and
+CA variables over the daemon's environment: the CLI kubelogin would have run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from broker.core.errors import AuthError, InvalidArguments, ProviderUnreachable
-from broker.core.model import Profile, Token
+from broker.core.errors import AuthError, InvalidArguments, LoginRequired, ProviderUnreachable
+from broker.core.model import Profile, RequestContext, Token
 from broker.core.ports import Clock, Progress
 from broker.sources.catalogue import printable
 
-Runner = Callable[[Sequence[str], float], "subprocess.CompletedProcess[bytes]"]
+Runner = Callable[[Sequence[str], float, Mapping[str, str]], "subprocess.CompletedProcess[bytes]"]
+Which = Callable[[str, str], "str | None"]
 
 
-def _run(argv: Sequence[str], timeout: float) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(list(argv), capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+def _run(argv: Sequence[str], timeout: float, env: Mapping[str, str]) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(list(argv), capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False,
+                          env=dict(env))
+
+
+def _which(name: str, path: str) -> str | None:
+    return shutil.which(name, path=path)
 
 
 def _expiry(doc: dict[str, object]) -> float:
@@ -38,15 +49,25 @@ def _expiry(doc: dict[str, object]) -> float:
 class AzureCliSource:
     """TokenSource for ``azurecli`` profiles."""
 
-    def __init__(self, clock: Clock, *, run: Runner = _run, which: Callable[[str], str | None] = shutil.which) -> None:
+    def __init__(self, clock: Clock, *, run: Runner = _run, which: Which = _which,
+                 base_env: Mapping[str, str] | None = None) -> None:
         self._clock = clock
         self._run = run
         self._which = which
+        self._base_env = os.environ if base_env is None else base_env
 
-    def acquire_silent(self, profile: Profile, *, force_refresh: bool, account_id: str = "") -> Token:
-        az = self._which("az")
+    def acquire_silent(
+        self, profile: Profile, context: RequestContext, *, force_refresh: bool, account_id: str = ""
+    ) -> Token:
+        path = context.get("PATH")
+        if not path:
+            raise LoginRequired("--login azurecli looks for `az` on kubectl's PATH, which the daemon learns "
+                                "with each call; run kubectl again")
+        az = self._which("az", path)
         if az is None:
-            raise InvalidArguments("--login azurecli needs the Azure CLI (`az`) on the daemon's PATH; install it")
+            raise InvalidArguments("--login azurecli needs the Azure CLI (`az`) on kubectl's PATH (the user entry's "
+                                   "exec.env counts); install it or add its directory to PATH")
+        env = {**self._base_env, **context.env}
         argv = [az, "account", "get-access-token", "--resource", profile.server_id, "--output", "json"]
         if profile.tenant_id:
             argv += ["--tenant", profile.tenant_id]
@@ -54,7 +75,7 @@ class AzureCliSource:
             argv += ["--subscription", profile.subscription]
         started = self._clock.now()
         try:
-            proc = self._run(argv, max(5.0, profile.timeout))
+            proc = self._run(argv, max(5.0, profile.timeout), env)
         except subprocess.TimeoutExpired as exc:
             raise ProviderUnreachable(
                 f"`az account get-access-token` did not finish in {int(profile.timeout)} s"
@@ -78,8 +99,8 @@ class AzureCliSource:
         return Token(access_token=token, expires_on=expires_on, obtained_at=started,
                      account="Azure CLI", tenant_id=str(doc.get("tenant") or profile.tenant_id))
 
-    def sign_in(self, profile: Profile, progress: Progress) -> Token:
-        return self.acquire_silent(profile, force_refresh=True)
+    def sign_in(self, profile: Profile, context: RequestContext, progress: Progress) -> Token:
+        return self.acquire_silent(profile, context, force_refresh=True)
 
     def sign_out(self, profile: Profile) -> None:
         """Nothing is held but the access token in the service; `az logout` signs the CLI out."""

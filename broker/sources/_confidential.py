@@ -2,7 +2,7 @@
 confidential client.
 
 No person takes part, so a "sign-in" is just another acquisition. The client secret comes from the
-daemon's in-memory SecretBag (never from the profile); the certificate is read from its file and the
+request context (never from the profile); the certificate is read from its file and the
 workload identity's assertion is re-read from the projected token file for every token request,
 because the platform rotates it. App tokens are kept in MSAL's in-memory cache only: they are cheap
 to get again and there is no refresh token worth keeping.
@@ -19,10 +19,11 @@ from typing import Any
 import msal
 
 from broker.core.errors import InvalidArguments, LoginRequired
-from broker.core.model import LOGIN_WORKLOAD, Profile, SecretBag, Token
+from broker.core.model import LOGIN_WORKLOAD, Profile, RequestContext, Token
 from broker.core.ports import Clock, Progress
 from broker.sources import _errors
 from broker.sources._credentials import load_client_certificate
+from broker.sources.http import Network
 
 log = logging.getLogger(__name__)
 
@@ -30,30 +31,30 @@ log = logging.getLogger(__name__)
 class ConfidentialSource:
     """TokenSource for ``spn`` (client secret or certificate) and ``workloadidentity`` profiles."""
 
-    def __init__(self, secrets: SecretBag, clock: Clock, *, http_client_factory: Callable[[], Any]) -> None:
-        self._secrets = secrets
+    def __init__(self, clock: Clock, *, http_client_factory: Callable[[Network], Any]) -> None:
         self._clock = clock
         self._http_client_factory = http_client_factory
-        # One app per profile and credential: a new secret from the kubeconfig gets a new app.
-        self._apps: dict[tuple[str, str], msal.ConfidentialClientApplication] = {}
+        # One app per profile, credential and network: a new secret from the kubeconfig gets a new app.
+        self._apps: dict[tuple[str, str, Network], msal.ConfidentialClientApplication] = {}
         self._lock = threading.Lock()
 
     # -- TokenSource -------------------------------------------------------------------------------
-    def acquire_silent(self, profile: Profile, *, force_refresh: bool, account_id: str = "") -> Token:
-        return self._acquire(profile, force_refresh=force_refresh)
+    def acquire_silent(
+        self, profile: Profile, context: RequestContext, *, force_refresh: bool, account_id: str = ""
+    ) -> Token:
+        return self._acquire(profile, context, force_refresh=force_refresh)
 
-    def sign_in(self, profile: Profile, progress: Progress) -> Token:
-        return self._acquire(profile, force_refresh=True)
+    def sign_in(self, profile: Profile, context: RequestContext, progress: Progress) -> Token:
+        return self._acquire(profile, context, force_refresh=True)
 
     def sign_out(self, profile: Profile) -> None:
         with self._lock:
             for key in [k for k in self._apps if k[0] == profile.key]:
                 self._apps.pop(key).remove_tokens_for_client()
-        self._secrets.forget(profile.key)
 
     # -- plumbing ----------------------------------------------------------------------------------
-    def _acquire(self, profile: Profile, *, force_refresh: bool) -> Token:
-        app = self._app(profile)
+    def _acquire(self, profile: Profile, context: RequestContext, *, force_refresh: bool) -> Token:
+        app = self._app(profile, context)
         if force_refresh:
             # MSAL serves app tokens from its cache until 5 minutes before expiry; the schedule asks
             # earlier than that on purpose, so drop the cached one and ask the authority.
@@ -66,7 +67,7 @@ class ConfidentialSource:
             tenant_id=profile.tenant_id,
         )
 
-    def _credential(self, profile: Profile) -> tuple[str, Any]:
+    def _credential(self, profile: Profile, context: RequestContext) -> tuple[str, Any]:
         """(fingerprint, MSAL client_credential); the fingerprint tells credentials apart, not the secret."""
         if profile.login == LOGIN_WORKLOAD:
             path = profile.federated_token_file
@@ -83,7 +84,7 @@ class ConfidentialSource:
                     ) from exc
 
             return "workload:" + path, {"client_assertion": assertion}
-        secrets = self._secrets.get(profile.key)
+        secrets = context.secrets
         if profile.client_certificate:
             cert = load_client_certificate(profile.client_certificate, secrets.certificate_password)
             return "cert:" + cert.thumbprint, cert.msal_credential()
@@ -94,9 +95,10 @@ class ConfidentialSource:
             )
         return "secret:" + hashlib.sha256(secrets.client_secret.encode()).hexdigest(), secrets.client_secret
 
-    def _app(self, profile: Profile) -> msal.ConfidentialClientApplication:
-        fingerprint, credential = self._credential(profile)
-        key = (profile.key, fingerprint)
+    def _app(self, profile: Profile, context: RequestContext) -> msal.ConfidentialClientApplication:
+        fingerprint, credential = self._credential(profile, context)
+        network = Network.of(context.env)
+        key = (profile.key, fingerprint, network)
         with self._lock:
             app = self._apps.get(key)
             if app is not None:
@@ -108,7 +110,7 @@ class ConfidentialSource:
                     profile.client_id,
                     client_credential=credential,
                     authority=profile.authority,
-                    http_client=self._http_client_factory(),
+                    http_client=self._http_client_factory(network),
                     instance_discovery=None if profile.instance_discovery else False,
                 )
             self._apps[key] = app

@@ -16,12 +16,15 @@ from typing import Any
 import msal
 
 from broker.core.errors import KubetrayError, LoginFailed, LoginRequired
-from broker.core.model import LOGIN_DEVICECODE, LOGIN_INTERACTIVE, Profile, Token
+from broker.core.model import LOGIN_DEVICECODE, LOGIN_INTERACTIVE, Profile, RequestContext, Token
 from broker.core.ports import Clock, Progress, SecretStore
 from broker.sources import _errors
 from broker.sources._loopback import loopback_receiver
 from broker.sources._revocation import ENTRA_NOTE
 from broker.sources.catalogue import printable
+from broker.sources.http import Network
+
+HttpFactory = Callable[[Network], Any]
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +52,29 @@ def app_options(profile: Profile, *, os_broker: bool) -> dict[str, Any]:
 
 @dataclass
 class _App:
+    """One MSAL application with its cache. ``closed`` is set by sign_out under ``lock``: a call still
+    running on it (a refresh racing the logout) then never writes its cache back to the keyring."""
+
     app: msal.PublicClientApplication
     cache: msal.SerializableTokenCache
     cache_name: str
     lock: threading.Lock
+    closed: bool = False
+
+
+def same_account(hint: str, username: str) -> bool:
+    """Whether a signed-in ``username`` is the account a kubeconfig's ``--login-hint`` names."""
+    return not hint or hint.strip().lower() == username.strip().lower()
+
+
+def check_account(profile: Profile, token: Token) -> Token:
+    """Never serve a kubeconfig a token of another account than the one its --login-hint names."""
+    if not same_account(profile.login_hint, token.account):
+        raise LoginFailed(
+            f"signed in as {token.account or 'an unnamed account'}, but this kubeconfig asks for "
+            f"{profile.login_hint} (--login-hint); sign in again with that account"
+        )
+    return token
 
 
 def poll_device_flow(
@@ -78,7 +100,7 @@ class MsalSource:
         store: SecretStore,
         clock: Clock,
         *,
-        http_client_factory: Callable[[], Any],
+        http_client_factory: HttpFactory,
         can_open_browser: Callable[[], bool],
         stopping: threading.Event | None = None,
         os_broker_default: bool = False,
@@ -89,12 +111,14 @@ class MsalSource:
         self._http_client_factory = http_client_factory  # one HTTP session per MSAL app
         self._can_open_browser = can_open_browser
         self._stopping = stopping or threading.Event()
-        self._apps: dict[tuple[str, str, bool, bool], _App] = {}
+        self._apps: dict[tuple[str, str, str, bool, bool, Network], _App] = {}
         self._lock = threading.Lock()
 
     # -- TokenSource -------------------------------------------------------------------------------
-    def acquire_silent(self, profile: Profile, *, force_refresh: bool, account_id: str = "") -> Token:
-        app = self._app(profile)
+    def acquire_silent(
+        self, profile: Profile, context: RequestContext, *, force_refresh: bool, account_id: str = ""
+    ) -> Token:
+        app = self._app(profile, context)
         account = self._account(app, profile, account_id)
         if account is None:
             raise LoginRequired(f"not signed in to {profile.authority} yet; {_errors.SIGN_IN_HINT}")
@@ -108,27 +132,35 @@ class MsalSource:
             self._persist(app)
         if result is None:
             raise LoginRequired(f"no usable token for {profile.authority}; {_errors.SIGN_IN_HINT}")
-        return self._token(result, started, account)
+        return check_account(profile, self._token(result, started, account))
 
-    def sign_in(self, profile: Profile, progress: Progress) -> Token:
-        app = self._app(profile)
+    def sign_in(self, profile: Profile, context: RequestContext, progress: Progress) -> Token:
+        app = self._app(profile, context)
         if profile.login == LOGIN_DEVICECODE:
-            return self._device_code(app, profile, progress)
-        if not self._can_open_browser():
+            token = self._device_code(app, profile, progress)
+        elif not self._can_open_browser():
             progress("kubetray: no browser can be opened here, so signing in with a device code instead.")
-            return self._device_code(app, profile, progress)
-        return self._interactive(app, profile, progress)
+            token = self._device_code(app, profile, progress)
+        else:
+            token = self._interactive(app, profile, progress)
+        return check_account(profile, token)
 
     def sign_out(self, profile: Profile) -> str | None:
         """Forget every account of this authority + client id, and delete its keyring entry (every chunk):
-        an emptied cache would otherwise stay behind in the keyring. Entra has no revocation endpoint, so
-        the returned note says how to end the sessions centrally."""
-        app = self._app(profile)
-        for account in app.app.get_accounts():
-            app.app.remove_account(account)
-        with app.lock:
-            self._store.delete(app.cache_name)
-            app.cache.has_state_changed = False
+        an emptied cache would otherwise stay behind in the keyring. Every app on that cache is closed,
+        so a refresh or sign-in still running on one keeps what it gets to itself. Entra has no revocation
+        endpoint, so the returned note says how to end the sessions centrally."""
+        with self._lock:
+            apps = [a for a in self._apps.values() if a.cache_name == profile.cache_name]
+            for key in [k for k, a in self._apps.items() if a.cache_name == profile.cache_name]:
+                del self._apps[key]
+        for app in apps:
+            with app.lock:
+                app.closed = True
+                for account in app.app.get_accounts():
+                    app.app.remove_account(account)
+                app.cache.has_state_changed = False
+        self._store.delete(profile.cache_name)
         return ENTRA_NOTE
 
     # -- flows -------------------------------------------------------------------------------------
@@ -186,33 +218,42 @@ class MsalSource:
     def _broker(self, profile: Profile) -> bool:
         return use_os_broker(profile, default=self._os_broker_default)
 
-    def _app(self, profile: Profile) -> _App:
+    def _app(self, profile: Profile, context: RequestContext) -> _App:
+        """The MSAL app for this profile on its caller's network; apps of one cache share its object."""
         broker = self._broker(profile)
-        key = (profile.authority.rstrip("/").lower(), profile.client_id, profile.instance_discovery, broker)
+        network = Network.of(context.env)
+        key = (profile.cache_name, profile.authority.rstrip("/").lower(), profile.client_id,
+               profile.instance_discovery, broker, network)
         with self._lock:
             found = self._apps.get(key)
             if found is not None:
                 return found
-            cache = msal.SerializableTokenCache()
-            serialized = self._store.load(profile.cache_name)
-            if serialized:
-                try:
-                    cache.deserialize(serialized)
-                except ValueError:
-                    log.warning("the token cache for %s was unreadable; starting empty", profile.key)
+            sibling = next((a for a in self._apps.values() if a.cache_name == profile.cache_name), None)
+            if sibling is not None:
+                cache, lock = sibling.cache, sibling.lock
+            else:
+                cache, lock = msal.SerializableTokenCache(), threading.Lock()
+                serialized = self._store.load(profile.cache_name)
+                if serialized:
+                    try:
+                        cache.deserialize(serialized)
+                    except ValueError:
+                        log.warning("the token cache for %s was unreadable; starting empty", profile.key)
             with _errors.translating(f"discovering {profile.authority}", profile.authority):
                 app = msal.PublicClientApplication(
                     profile.client_id,
                     authority=profile.authority,
                     token_cache=cache,
-                    http_client=self._http_client_factory(),
+                    http_client=self._http_client_factory(network),
                     **app_options(profile, os_broker=broker),
                 )
-            found = self._apps[key] = _App(app, cache, profile.cache_name, threading.Lock())
+            found = self._apps[key] = _App(app, cache, profile.cache_name, lock)
             return found
 
     def _persist(self, app: _App) -> None:
         with app.lock:
+            if app.closed:  # signed out while this call ran: what it got goes nowhere
+                return
             if not app.cache.has_state_changed:
                 return
             try:
@@ -224,12 +265,14 @@ class MsalSource:
 
     @staticmethod
     def _account(app: _App, profile: Profile, account_id: str) -> dict[str, Any] | None:
+        """The cached account this profile refreshes: the one its --login-hint names (MSAL matches the
+        username), else the one it signed in as before; never a guess among several."""
         accounts: list[dict[str, Any]] = app.app.get_accounts(username=profile.login_hint or None)
         if account_id:
             for account in accounts:
                 if account.get("home_account_id") == account_id:
                     return account
-        return accounts[0] if len(accounts) == 1 or (accounts and not account_id) else None
+        return accounts[0] if len(accounts) == 1 else None
 
     def _token(
         self,

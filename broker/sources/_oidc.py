@@ -3,7 +3,8 @@
 kube-apiserver's OIDC authenticator checks the ID token (iss, aud = client id, exp, signature), so
 that is what the profile serves unless ``--oidc-use-access-token``. A cache hit in MSAL returns no
 id_token: it is read from MSAL's token cache and refreshed when it is about to expire. With a client
-secret the app is a confidential client; the secret and password come from the in-memory SecretBag.
+secret the app is a confidential client; the secret and password come with the request context.
+``--insecure-skip-tls-verify`` is warned about on every sign-in and every refresh.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msal
@@ -26,8 +28,9 @@ from broker.core.model import (
     GRANT_CLIENT_CREDENTIALS,
     GRANT_DEVICE_CODE,
     GRANT_PASSWORD,
+    INSECURE_WARNING,
     Profile,
-    SecretBag,
+    RequestContext,
     Token,
 )
 from broker.core.ports import Clock, Progress, SecretStore
@@ -36,6 +39,9 @@ from broker.sources._loopback import LoopbackReceiver, loopback_receiver
 from broker.sources._msal import poll_device_flow
 from broker.sources._oidc_http import VerifyingSession, trust_for
 from broker.sources.catalogue import printable
+from broker.sources.http import Network
+
+log = logging.getLogger(__name__)
 
 _ID_TOKEN_MARGIN = 300.0  # like MSAL's access tokens: less than 5 minutes left counts as expired
 
@@ -45,6 +51,8 @@ class _App:
     app: msal.ClientApplication
     cache: msal.SerializableTokenCache
     lock: threading.Lock
+    closed: bool = False  # signed out: a call still running on it writes nothing back
+    client_secret: str = field(default="", repr=False)  # to authenticate the revocation at logout
 
 
 def jwt_expiry(token: str) -> float:
@@ -59,19 +67,24 @@ def jwt_expiry(token: str) -> float:
 class OidcSource:
     """TokenSource for ``oidc`` profiles: authcode + PKCE, device code, password, client credentials."""
 
-    def __init__(self, store: SecretStore, clock: Clock, secrets: SecretBag, *,
-                 can_open_browser: Callable[[], bool], stopping: threading.Event | None = None) -> None:
-        self._store, self._clock, self._secrets = store, clock, secrets
+    def __init__(self, store: SecretStore, clock: Clock, *,
+                 can_open_browser: Callable[[], bool], stopping: threading.Event | None = None,
+                 session_factory: Callable[[str | bool, Network], Any] = VerifyingSession) -> None:
+        self._store, self._clock = store, clock
+        self._session_factory = session_factory  # (verify, network) -> MSAL's http_client
         self._can_open_browser = can_open_browser
         self._stopping = stopping or threading.Event()
-        self._apps: dict[tuple[str, str], _App] = {}
+        self._apps: dict[tuple[str, str, Network], _App] = {}
         self._lock = threading.Lock()
 
     # -- TokenSource -------------------------------------------------------------------------------
-    def acquire_silent(self, profile: Profile, *, force_refresh: bool, account_id: str = "") -> Token:
+    def acquire_silent(
+        self, profile: Profile, context: RequestContext, *, force_refresh: bool, account_id: str = ""
+    ) -> Token:
+        _warn_if_insecure(profile, None)
         if profile.grant_type == GRANT_CLIENT_CREDENTIALS:
-            return self._client_credentials(profile, force_refresh)
-        app = self._app(profile)
+            return self._client_credentials(profile, context, force_refresh)
+        app = self._app(profile, context)
         account = self._account(app, profile, account_id)
         if account is not None:
             stale = not profile.use_access_token and self._id_token_left(app, profile, account) < _ID_TOKEN_MARGIN
@@ -87,18 +100,19 @@ class OidcSource:
             error = _errors.from_result(result) if result else None
         else:
             error = None
-        if profile.grant_type == GRANT_PASSWORD and self._secrets.get(profile.key).password:
-            return self._password(app, profile)  # no person needed: sign in again on our own
+        if profile.grant_type == GRANT_PASSWORD and context.secrets.password:
+            return self._password(app, profile, context)  # no person needed: sign in again on our own
         if isinstance(error, LoginRequired) or error is None:
             raise error or LoginRequired(f"not signed in to {profile.authority} yet; {_errors.SIGN_IN_HINT}")
         raise error
 
-    def sign_in(self, profile: Profile, progress: Progress) -> Token:
+    def sign_in(self, profile: Profile, context: RequestContext, progress: Progress) -> Token:
+        _warn_if_insecure(profile, progress)
         if profile.grant_type == GRANT_CLIENT_CREDENTIALS:
-            return self._client_credentials(profile, True)
-        app = self._app(profile)
+            return self._client_credentials(profile, context, True)
+        app = self._app(profile, context)
         if profile.grant_type == GRANT_PASSWORD:
-            return self._password(app, profile)
+            return self._password(app, profile, context)
         if profile.grant_type == GRANT_DEVICE_CODE or not self._can_open_browser():
             if profile.grant_type == GRANT_AUTHCODE:
                 progress("kubetray: no browser can be opened here, so signing in with a device code instead.")
@@ -106,19 +120,37 @@ class OidcSource:
         return self._authcode(app, profile, progress)
 
     def sign_out(self, profile: Profile) -> str | None:
-        """Revoke the refresh tokens at the provider (RFC 7009, when it offers that), then delete them here
-        whatever the provider said. Returns the sentence saying how revocation went (None: nothing to revoke)."""
-        app = self._app(profile)
-        tokens = [str(item.get("secret") or "") for item in app.cache.search(
-            msal.TokenCache.CredentialType.REFRESH_TOKEN, query={"client_id": profile.client_id})]
+        """Revoke the profile's refresh tokens at the provider (RFC 7009, when it offers that), then forget
+        its accounts and delete its keyring entry whatever the provider said; every app of the profile is
+        closed, so a refresh still running on one writes nothing back. Returns how revocation went (None:
+        there was nothing to revoke)."""
+        with self._lock:
+            found = [(k, self._apps.pop(k)) for k in [k for k in self._apps if k[0] == profile.key]]
+        tokens: set[str] = set()
+        secret, network = "", Network.of({})
+        for (_, _fingerprint, app_network), app in found:
+            with app.lock:
+                app.closed = True
+                tokens |= _refresh_tokens(app.cache, profile.client_id)
+            secret, network = secret or app.client_secret, app_network
+        if not found and profile.grant_type != GRANT_CLIENT_CREDENTIALS:
+            # After a restart no app is open: the refresh token is only in the keyring.
+            cache = msal.SerializableTokenCache()
+            with contextlib.suppress(ValueError, KubetrayError):
+                cache.deserialize(self._store.load(profile.cache_name) or "{}")
+            tokens |= _refresh_tokens(cache, profile.client_id)
         note = None
-        if any(tokens):
-            note = _revocation.revoke(VerifyingSession(trust_for(profile)), profile.authority, profile.client_id,
-                                      self._secrets.get(profile.key).client_secret, [t for t in tokens if t],
+        if tokens:
+            session = self._session_factory(trust_for(profile, network), network)
+            note = _revocation.revoke(session, profile.authority, profile.client_id, secret, sorted(tokens),
                                       timeout=min(30.0, max(5.0, profile.timeout)))
-        for account in app.app.get_accounts():
-            app.app.remove_account(account)
-        self._persist(profile, app)
+        for _app_key, app in found:
+            with app.lock:
+                for account in app.app.get_accounts():
+                    app.app.remove_account(account)
+                app.cache.has_state_changed = False
+        if profile.grant_type != GRANT_CLIENT_CREDENTIALS:
+            self._store.delete(profile.cache_name)
         return note
 
     # -- grants ------------------------------------------------------------------------------------
@@ -180,8 +212,8 @@ class OidcSource:
             self._persist(profile, app)
         return self._token(app, profile, result, started, None, during_sign_in=True)
 
-    def _password(self, app: _App, profile: Profile) -> Token:
-        password = self._secrets.get(profile.key).password
+    def _password(self, app: _App, profile: Profile, context: RequestContext) -> Token:
+        password = context.secrets.password
         if not password:
             raise LoginRequired("the password of this profile is kept only in the daemon's memory and the daemon "
                                 "has restarted; run kubectl again so the kubeconfig supplies it")
@@ -193,8 +225,8 @@ class OidcSource:
             self._persist(profile, app)
         return self._token(app, profile, result, started, None, during_sign_in=True)
 
-    def _client_credentials(self, profile: Profile, force_refresh: bool) -> Token:
-        app = self._app(profile)
+    def _client_credentials(self, profile: Profile, context: RequestContext, force_refresh: bool) -> Token:
+        app = self._app(profile, context)
         assert isinstance(app.app, msal.ConfidentialClientApplication)  # parsing demands a secret
         if force_refresh:
             app.app.remove_tokens_for_client()  # the schedule asks before MSAL's cache would
@@ -241,10 +273,11 @@ class OidcSource:
                 return account
         return accounts[0] if accounts else None
 
-    def _app(self, profile: Profile) -> _App:
-        secret = self._secrets.get(profile.key).client_secret
+    def _app(self, profile: Profile, context: RequestContext) -> _App:
+        secret = context.secrets.client_secret
         fingerprint = hashlib.sha256(secret.encode()).hexdigest() if secret else ""
-        key = (profile.key, fingerprint)
+        network = Network.of(context.env)
+        key = (profile.key, fingerprint, network)
         with self._lock:
             found = self._apps.get(key)
             if found is not None:
@@ -256,22 +289,38 @@ class OidcSource:
                     with contextlib.suppress(ValueError):
                         cache.deserialize(serialized)
             common: dict[str, Any] = {"oidc_authority": profile.authority, "token_cache": cache,
-                                      "http_client": VerifyingSession(trust_for(profile))}
+                                      "http_client": self._session_factory(trust_for(profile, network), network)}
             with _errors.translating(f"discovering {profile.authority}", profile.authority):
                 app: msal.ClientApplication = (
                     msal.ConfidentialClientApplication(profile.client_id, client_credential=secret, **common)
                     if secret else msal.PublicClientApplication(profile.client_id, **common))
             for old in [k for k in self._apps if k[0] == profile.key]:
                 del self._apps[old]
-            found = self._apps[key] = _App(app, cache, threading.Lock())
+            found = self._apps[key] = _App(app, cache, threading.Lock(), client_secret=secret)
             return found
 
     def _persist(self, profile: Profile, app: _App) -> None:
         with app.lock:
-            if not app.cache.has_state_changed or profile.grant_type == GRANT_CLIENT_CREDENTIALS:
+            if app.closed or not app.cache.has_state_changed or profile.grant_type == GRANT_CLIENT_CREDENTIALS:
                 return
             try:
                 self._store.save(profile.cache_name, app.cache.serialize())
             except KubetrayError:  # keep the token in memory; retried on the next change
                 return
             app.cache.has_state_changed = False
+
+
+def _refresh_tokens(cache: msal.SerializableTokenCache, client_id: str) -> set[str]:
+    """The refresh tokens a token cache holds for ``client_id`` (for revocation; never logged)."""
+    items = cache.search(msal.TokenCache.CredentialType.REFRESH_TOKEN, query={"client_id": client_id})
+    return {str(item.get("secret")) for item in items if item.get("secret")}
+
+
+def _warn_if_insecure(profile: Profile, progress: Progress | None) -> None:
+    """Every sign-in and every refresh of an unverified profile says so: in the log, and to the person
+    waiting when there is one."""
+    if not profile.insecure_skip_tls_verify:
+        return
+    log.warning("profile %s: %s", profile.key, INSECURE_WARNING.removeprefix("kubetray: "))
+    if progress is not None:
+        progress(INSECURE_WARNING)

@@ -1,8 +1,10 @@
 """The HTTP client for generic OpenID Connect providers: the trust int128/kubelogin's flags ask for.
 
 ``--certificate-authority`` files and ``--certificate-authority-data`` are added to the usual trust
-(REQUESTS_CA_BUNDLE, else requests' bundle); ``--insecure-skip-tls-verify`` turns checking off. Each
-request carries ``verify=`` explicitly, because requests lets REQUESTS_CA_BUNDLE override a session's.
+(the caller's REQUESTS_CA_BUNDLE / SSL_CERT_FILE, else requests' bundle); ``--insecure-skip-tls-verify``
+turns checking off. Each request carries ``verify=`` explicitly, because requests lets the daemon's
+REQUESTS_CA_BUNDLE override a session's. The trust settings are part of the profile's identity
+(Profile.key, Profile.cache_name): a refresh token only travels over the trust it was obtained with.
 
 MSAL's username/password flow first asks ``https://<host>/common/userrealm/<user>`` (Entra's
 federation lookup) on port 443 of the issuer's host, whatever port the issuer uses. A generic
@@ -26,14 +28,14 @@ import urllib3
 
 from broker.core.errors import InvalidArguments
 from broker.core.model import Profile
-from broker.sources.http import BoundedSession
+from broker.sources.http import BoundedSession, Network
 
 
 class VerifyingSession(BoundedSession):
     """BoundedSession whose every request verifies TLS against ``verify`` (a bundle path or False)."""
 
-    def __init__(self, verify: str | bool) -> None:
-        super().__init__()
+    def __init__(self, verify: str | bool, network: Network | None = None) -> None:
+        super().__init__(network=network)
         self._verify = verify
 
     def get(self, url: str, params: Any = None, headers: Any = None, **kwargs: Any) -> requests.Response:
@@ -75,7 +77,7 @@ def _pem_from_data(data: str) -> str:
     return text
 
 
-def trust_for(profile: Profile) -> str | bool:
+def trust_for(profile: Profile, network: Network | None = None) -> str | bool:
     """``verify=`` for this profile: False, a bundle path, or True (the usual trust)."""
     if profile.insecure_skip_tls_verify:
         return False
@@ -87,9 +89,13 @@ def trust_for(profile: Profile) -> str | bool:
         except (OSError, UnicodeDecodeError) as exc:
             raise InvalidArguments(f"cannot read --certificate-authority {path}; check the path") from exc
     extra += [_pem_from_data(d) for d in profile.ca_data.split()]
+    caller_ca = network.ca_bundle if network is not None and network.from_caller else None
     if not extra:
-        return True
-    base = os.environ.get("REQUESTS_CA_BUNDLE") or requests.utils.DEFAULT_CA_BUNDLE_PATH
+        return caller_ca or True
+    if caller_ca is not None:
+        base = caller_ca if caller_ca and os.path.isfile(caller_ca) else requests.utils.DEFAULT_CA_BUNDLE_PATH
+    else:
+        base = os.environ.get("REQUESTS_CA_BUNDLE") or requests.utils.DEFAULT_CA_BUNDLE_PATH
     try:
         with open(base, encoding="ascii", errors="replace") as f:
             extra.insert(0, f.read())

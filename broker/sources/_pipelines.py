@@ -4,7 +4,8 @@ What azidentity's AzurePipelinesCredential does, which Azure kubelogin uses: the
 for an OIDC token for the service connection (POST ``$SYSTEM_OIDCREQUESTURI?api-version=7.1&
 serviceConnectionId=…`` with the job's ``SYSTEM_ACCESSTOKEN``), then presents it to Entra ID as the
 client assertion of a client-credentials request (workload identity federation). Both values are per
-job and live only in the daemon's memory (SecretBag); app tokens stay in MSAL's in-memory cache.
+job and travel with each request (RequestContext.secrets, memory only); app tokens stay in MSAL's
+in-memory cache.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from urllib.parse import quote, urlsplit
 import msal
 
 from broker.core.errors import AuthError, InvalidArguments, LoginRequired, ProviderUnreachable
-from broker.core.model import Profile, SecretBag, Token
+from broker.core.model import Profile, RequestContext, Token
 from broker.core.ports import Clock, Progress
 from broker.sources import _errors
+from broker.sources.http import Network
 
 OIDC_API_VERSION = "7.1"
 
@@ -56,27 +58,29 @@ def fetch_oidc_token(http: Any, request_uri: str, service_connection_id: str, ac
 class PipelinesSource:
     """TokenSource for ``azurepipelines`` profiles."""
 
-    def __init__(self, secrets: SecretBag, clock: Clock, *, http_client_factory: Callable[[], Any]) -> None:
-        self._secrets = secrets
+    def __init__(self, clock: Clock, *, http_client_factory: Callable[[Network], Any]) -> None:
         self._clock = clock
         self._http_client_factory = http_client_factory
-        self._apps: dict[str, msal.ConfidentialClientApplication] = {}
+        self._apps: dict[tuple[str, Network], msal.ConfidentialClientApplication] = {}
         self._jobs: dict[str, tuple[str, str]] = {}  # profile key → the latest job's (request URI, access token)
         self._lock = threading.Lock()
 
-    def acquire_silent(self, profile: Profile, *, force_refresh: bool, account_id: str = "") -> Token:
-        secrets = self._secrets.get(profile.key)
+    def acquire_silent(
+        self, profile: Profile, context: RequestContext, *, force_refresh: bool, account_id: str = ""
+    ) -> Token:
+        secrets = context.secrets
         return self.acquire_with(profile, secrets.oidc_request_uri, secrets.pipeline_access_token,
-                                 force_refresh=force_refresh)
+                                 Network.of(context.env), force_refresh=force_refresh)
 
-    def acquire_with(self, profile: Profile, request_uri: str, access_token: str, *, force_refresh: bool) -> Token:
+    def acquire_with(self, profile: Profile, request_uri: str, access_token: str, network: Network, *,
+                     force_refresh: bool) -> Token:
         """A token for the service connection, given the job's SYSTEM_OIDCREQUESTURI and SYSTEM_ACCESSTOKEN."""
         if not (request_uri and access_token):
             raise LoginRequired("SYSTEM_ACCESSTOKEN and SYSTEM_OIDCREQUESTURI are kept only in the daemon's memory "
                                 "and the daemon has restarted; run kubectl again inside the pipeline step")
         with self._lock:
             self._jobs[profile.key] = (request_uri, access_token)
-        app = self._app(profile)
+        app = self._app(profile, network)
         if force_refresh:
             app.remove_tokens_for_client()
         started = self._clock.now()
@@ -87,24 +91,23 @@ class PipelinesSource:
             during_sign_in=True, tenant_id=profile.tenant_id,
         )
 
-    def sign_in(self, profile: Profile, progress: Progress) -> Token:
-        return self.acquire_silent(profile, force_refresh=True)
+    def sign_in(self, profile: Profile, context: RequestContext, progress: Progress) -> Token:
+        return self.acquire_silent(profile, context, force_refresh=True)
 
     def sign_out(self, profile: Profile) -> str | None:
         with self._lock:
-            app = self._apps.pop(profile.key, None)
+            apps = [self._apps.pop(k) for k in [k for k in self._apps if k[0] == profile.key]]
             self._jobs.pop(profile.key, None)
-        if app is not None:
+        for app in apps:
             app.remove_tokens_for_client()
-        self._secrets.forget(profile.key)
         return None
 
-    def _app(self, profile: Profile) -> msal.ConfidentialClientApplication:
+    def _app(self, profile: Profile, network: Network) -> msal.ConfidentialClientApplication:
         with self._lock:
-            app = self._apps.get(profile.key)
+            app = self._apps.get((profile.key, network))
             if app is not None:
                 return app
-            http = self._http_client_factory()
+            http = self._http_client_factory(network)
 
             def assertion() -> str:
                 # MSAL asks for every token request: a fresh OIDC token, with the latest job's values.
@@ -117,5 +120,5 @@ class PipelinesSource:
                     profile.client_id, client_credential={"client_assertion": assertion},
                     authority=profile.authority, http_client=http,
                     instance_discovery=None if profile.instance_discovery else False)
-            self._apps[profile.key] = app
+            self._apps[(profile.key, network)] = app
             return app

@@ -1,8 +1,8 @@
 """Entra ID with a username and password (``ropc``, deprecated): MSAL's public client again.
 
 Kept for kubeconfigs that still use it; it cannot satisfy MFA or Conditional Access. The password comes
-from the daemon's in-memory SecretBag. Refresh tokens are used first, like every MSAL profile; when
-they fail and the password is at hand, the daemon signs in again on its own (no person is needed).
+with the request context (the daemon keeps it in memory only). Refresh tokens are used first, like
+every MSAL profile; when they fail and the password is at hand, the daemon signs in again on its own.
 The profile's cache name differs from the interactive one, so the two MSAL caches never collide.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from broker.core.errors import LoginRequired
-from broker.core.model import Profile, SecretBag, Token
-from broker.core.ports import Clock, Progress, SecretStore
+from broker.core.model import Profile, RequestContext, Token
+from broker.core.ports import Progress
 from broker.sources import _errors
 from broker.sources._msal import MsalSource
 
@@ -20,26 +20,24 @@ from broker.sources._msal import MsalSource
 class RopcSource(MsalSource):
     """TokenSource for ``ropc`` profiles."""
 
-    def __init__(self, store: SecretStore, clock: Clock, secrets: SecretBag, **kwargs: Any) -> None:
-        super().__init__(store, clock, **kwargs)
-        self._secrets = secrets
-
-    def acquire_silent(self, profile: Profile, *, force_refresh: bool, account_id: str = "") -> Token:
+    def acquire_silent(
+        self, profile: Profile, context: RequestContext, *, force_refresh: bool, account_id: str = ""
+    ) -> Token:
         try:
-            return super().acquire_silent(profile, force_refresh=force_refresh, account_id=account_id)
+            return super().acquire_silent(profile, context, force_refresh=force_refresh, account_id=account_id)
         except LoginRequired:
-            if not self._secrets.get(profile.key).password:
+            if not context.secrets.password:
                 raise
-        return self.sign_in(profile, lambda _message: None)
+        return self.sign_in(profile, context, lambda _message: None)
 
-    def sign_in(self, profile: Profile, progress: Progress) -> Token:
-        password = self._secrets.get(profile.key).password
+    def sign_in(self, profile: Profile, context: RequestContext, progress: Progress) -> Token:
+        password = context.secrets.password
         if not password:
             raise LoginRequired(
                 "a new sign-in needs the password, which the daemon keeps only in memory; supply it with "
                 "--password or AAD_USER_PRINCIPAL_PASSWORD / AZURE_PASSWORD and run kubectl again"
             )
-        app = self._app(profile)
+        app = self._app(profile, context)
         started = self._clock.now()
         try:
             with _errors.translating(f"signing in to {profile.authority} with a password", profile.authority):

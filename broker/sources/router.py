@@ -23,10 +23,11 @@ from broker.core.model import (
     LOGIN_SPN,
     LOGIN_WORKLOAD,
     Profile,
-    SecretBag,
+    RequestContext,
     Token,
 )
 from broker.core.ports import Clock, Progress, SecretStore, TokenSource
+from broker.sources.http import Network
 
 
 class LoginRouter:
@@ -41,11 +42,14 @@ class LoginRouter:
         except KeyError:
             raise InvalidArguments(f"--login {profile.login} is not available in this daemon") from None
 
-    def acquire_silent(self, profile: Profile, *, force_refresh: bool, account_id: str = "") -> Token:
-        return self._source(profile).acquire_silent(profile, force_refresh=force_refresh, account_id=account_id)
+    def acquire_silent(
+        self, profile: Profile, context: RequestContext, *, force_refresh: bool, account_id: str = ""
+    ) -> Token:
+        return self._source(profile).acquire_silent(profile, context, force_refresh=force_refresh,
+                                                    account_id=account_id)
 
-    def sign_in(self, profile: Profile, progress: Progress) -> Token:
-        return self._source(profile).sign_in(profile, progress)
+    def sign_in(self, profile: Profile, context: RequestContext, progress: Progress) -> Token:
+        return self._source(profile).sign_in(profile, context, progress)
 
     def sign_out(self, profile: Profile) -> str | None:
         return self._source(profile).sign_out(profile)
@@ -54,14 +58,14 @@ class LoginRouter:
 def build_router(
     store: SecretStore,
     clock: Clock,
-    secrets: SecretBag,
     *,
     stopping: threading.Event,
     os_broker_default: bool = False,
-    http_client_factory: Callable[[], Any] | None = None,
+    http_client_factory: Callable[[Network], Any] | None = None,
     can_open_browser: Callable[[], bool] | None = None,
 ) -> LoginRouter:
-    """Every login mode's source, sharing the keyring store, the clock and the secret bag."""
+    """Every login mode's source, sharing the keyring store and the clock. Secrets and the caller's
+    environment reach them with each request (RequestContext), never through a shared table."""
     from broker.sources._azd import AzdSource
     from broker.sources._azurecli import AzureCliSource
     from broker.sources._confidential import ConfidentialSource
@@ -73,21 +77,24 @@ def build_router(
     from broker.sources.browser import can_open_browser as default_can_open_browser
     from broker.sources.http import BoundedSession
 
-    http = http_client_factory or BoundedSession
+    def default_http(network: Network) -> Any:
+        return BoundedSession(network=network)
+
+    http = http_client_factory or default_http
     browser = can_open_browser or default_can_open_browser
     public = MsalSource(store, clock, http_client_factory=http, can_open_browser=browser, stopping=stopping,
                         os_broker_default=os_broker_default)
-    confidential = ConfidentialSource(secrets, clock, http_client_factory=http)
+    confidential = ConfidentialSource(clock, http_client_factory=http)
     return LoginRouter({
         LOGIN_INTERACTIVE: public,
         LOGIN_DEVICECODE: public,
-        LOGIN_ROPC: RopcSource(store, clock, secrets, http_client_factory=http, can_open_browser=browser,
+        LOGIN_ROPC: RopcSource(store, clock, http_client_factory=http, can_open_browser=browser,
                                stopping=stopping),
         LOGIN_SPN: confidential,
         LOGIN_WORKLOAD: confidential,
         LOGIN_MSI: ManagedIdentitySource(clock, http_client_factory=http),
         LOGIN_AZURECLI: AzureCliSource(clock),
         LOGIN_AZD: AzdSource(clock),
-        LOGIN_PIPELINES: PipelinesSource(secrets, clock, http_client_factory=http),
-        LOGIN_OIDC: OidcSource(store, clock, secrets, can_open_browser=browser, stopping=stopping),
+        LOGIN_PIPELINES: PipelinesSource(clock, http_client_factory=http),
+        LOGIN_OIDC: OidcSource(store, clock, can_open_browser=browser, stopping=stopping),
     })

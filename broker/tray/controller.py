@@ -20,7 +20,7 @@ from typing import Protocol
 
 from broker.autostart import Autostart
 from broker.core.errors import KubetrayError
-from broker.core.model import Profile, Token
+from broker.core.model import Token
 from broker.core.ports import Clock
 from broker.core.remote import RemoteGate
 from broker.core.service import TokenService
@@ -62,7 +62,6 @@ class TrayController:
         info: TrayInfo,
         *,
         clock: Clock,
-        sign_out: Callable[[Profile], object],
         stop: Callable[[], None],
         autostart: Autostart | None = None,
         open_logs: Callable[[str], None] = open_folder,
@@ -77,7 +76,6 @@ class TrayController:
         self._view = view
         self._info = info
         self._clock = clock
-        self._sign_out = sign_out
         self._stop = stop
         self._autostart = autostart
         self._open_logs = open_logs
@@ -248,8 +246,12 @@ class TrayController:
             return
 
         def sign_out() -> None:
-            self._sign_out(profile)  # removes the profile's tokens from the keyring
-            self._service.forget_token(key)
+            # The service owns logout (memory, keyring, a refresh racing it); the tray only asks, and
+            # passes on what the source had to say (revoked at the provider, or how to revoke sessions).
+            note = self._service.logout(key)
+            if note:
+                self._view.notify("Signed out", note)
+
         self._guarded("sign out", sign_out)
 
     def _refresh(self, key: str) -> None:

@@ -55,7 +55,7 @@ def serve(daemon: Serving, info: TrayInfo, *, report: Report | None = None,
             info = replace(info, autostart_note=note)
     controller = TrayController(
         daemon.service, _NoView(), info, clock=daemon.service.clock,
-        sign_out=daemon.service.source.sign_out, stop=daemon.stopping.set, autostart=autostart,
+        stop=daemon.stopping.set, autostart=autostart,
         contexts=contexts, remote=daemon.remote,
     )
     try:

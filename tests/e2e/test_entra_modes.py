@@ -229,7 +229,7 @@ def test_managed_identity_through_an_app_service_endpoint(erig: Rig) -> None:
     thread.start()
     try:
         erig.env.update(IDENTITY_ENDPOINT=f"http://127.0.0.1:{server.server_port}/msi/token",
-                        IDENTITY_HEADER=server.header)
+                        IDENTITY_HEADER=server.header)  # forwarded with each call; the daemon's env lacks them
         _kubeconfig(erig, "msi")
         _ok(erig)
         _ok(erig)

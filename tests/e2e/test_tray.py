@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from PIL import ImageChops
 
-from broker.execplugin.kubelogin_args import parse_get_token
 from broker.core.state import ProfileState
+from broker.execplugin.kubelogin_args import parse_get_token
 from broker.store.profile_registry import JsonProfileRegistry
 from tests.support.rig import Rig
 from tests.support.tray_harness import ROOT, TrayDesktop, gtk_problem, missing_tools, wait_for

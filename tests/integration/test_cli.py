@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from broker.cli.main import _COMMANDS, parser
 from broker.cli.completion import script
+from broker.cli.main import _COMMANDS, parser
 from tests.support.rig import Rig
 
 

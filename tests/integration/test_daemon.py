@@ -65,6 +65,19 @@ def test_an_insecure_socket_directory_is_refused(rig: Rig, mode: int) -> None:
         (b"\xff\xfe\n", "bad_request"),
         (b'{"v":1,"op":"ping"', "bad_request"),  # no newline before EOF
         (b"x" * 70_000 + b"\n", "bad_request"),
+        # Nested past json's recursion limit: the request itself, and KUBERNETES_EXEC_INFO inside it.
+        (b"[" * 30_000 + b"\n", "bad_request"),
+        (b'{"v":1,"op":"exec","argv":["get-token"],"exec_info":"' + b"[" * 30_000 + b'"}\n', "bad_request"),
+        # Lone surrogates (bytes that are not UTF-8) in an argument, a forwarded variable, the cwd.
+        (b'{"v":1,"op":"exec","argv":["get-token","--server-id","\\udc80srv","--client-id","c",'
+         b'"--tenant-id","t"]}\n', "invalid_arguments"),
+        (b'{"v":1,"op":"exec","argv":["get-token"],"env":{"AZURE_TENANT_ID":"\\ud800"}}\n', "invalid_arguments"),
+        (b'{"v":1,"op":"exec","argv":["get-token"],"cwd":"/tmp/\\udcff"}\n', "invalid_arguments"),
+        (b'{"v":1,"op":"logout","argv":["get-token","--server-id","\\udc80"]}\n', "invalid_arguments"),
+        # Oversized fields inside the size limit of the line.
+        (b'{"v":1,"op":"exec","argv":[' + b",".join([b'"-v"'] * 300) + b"]}\n", "invalid_arguments"),
+        (b'{"v":1,"op":"exec","argv":["get-token","--server-id","' + b"s" * 40_000 + b'"]}\n',
+         "invalid_arguments"),
     ],
 )
 def test_malformed_requests_get_structured_errors_and_the_daemon_keeps_serving(

@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from broker.core.errors import AuthError, ProviderUnreachable
+from broker.core.model import NO_CONTEXT
 from broker.sources._loopback import LoopbackReceiver
 from broker.sources._msal import MsalSource
 from broker.store.keyring_store import KeyringSecretStore
@@ -59,7 +60,7 @@ def sessions(bundle: Path, proxy: str = "") -> Iterator[requests.Session]:
 
 
 def source(bundle: Path, *, proxy: str = "", can_open_browser: bool = False) -> MsalSource:
-    def factory() -> requests.Session:
+    def factory(_network: object) -> requests.Session:
         return next(sessions(bundle, proxy))
 
     return MsalSource(KeyringSecretStore(InMemoryKeyring()), FakeClock(), http_client_factory=factory,
@@ -133,7 +134,8 @@ def test_an_interactive_sign_in_hears_the_redirect_on_loopback_only(
     try:
         entra = source(bundle, can_open_browser=True)
         token = entra.sign_in(profile(authority=authority.authority_url, client_id=CLIENT_ID, server_id=SERVER_ID,
-                                      tenant_id=authority.tenant_id, instance_discovery=False), lambda _m: None)
+                                      tenant_id=authority.tenant_id, instance_discovery=False),
+                              NO_CONTEXT, lambda _m: None)
     finally:
         done.set()
         watcher.join()
@@ -159,7 +161,7 @@ def test_a_hostile_device_code_answer_reaches_the_person_without_escapes(
     with pytest.raises(AuthError) as caught:
         entra.sign_in(profile(login="devicecode", authority=authority.authority_url, client_id=CLIENT_ID,
                               server_id=SERVER_ID, tenant_id=authority.tenant_id, instance_discovery=False),
-                      heard.append)
+                      NO_CONTEXT, heard.append)
     assert heard == ["kubetray: To sign in, open https://x.test/device and enter ABCD."]
     message = caught.value.message
     assert "The grant is bad" in message and "AADSTS70000" in message
@@ -176,7 +178,8 @@ def test_unreachable_instance_discovery_names_that_host_and_the_flag(authority: 
         entra = source(bundle, proxy=proxy)
         with pytest.raises(ProviderUnreachable) as caught:
             entra.acquire_silent(profile(authority=authority.authority_url, client_id=CLIENT_ID,
-                                         server_id=SERVER_ID, tenant_id=authority.tenant_id), force_refresh=False)
+                                         server_id=SERVER_ID, tenant_id=authority.tenant_id), NO_CONTEXT,
+                                         force_refresh=False)
     message = caught.value.message
     assert message.startswith("cannot reach login.microsoftonline.com for MSAL's instance discovery of "
                               f"{authority.authority_url}"), message

@@ -46,6 +46,9 @@ class AuthorityHandler(RigHandler):
             # Token requests are counted per grant type: token.device_code counts every poll.
             counter = grant_counter_key(self.form().get("grant_type", "")) if endpoint == "token" else endpoint
             authority._state.count(counter)
+            hold = authority.take_hold(counter)
+            if hold is not None:
+                hold.wait()
             fault = authority._faults.take(path)
             if fault is not None:
                 self.send_fault(fault)

@@ -143,6 +143,18 @@ class AuthorityState:
             self.users[user.oid] = user
             self.current_oid = user.oid
 
+    def add_user(self, user: TestUser) -> None:
+        """Another account of the tenant: it signs in when a request's login_hint names it."""
+        with self.lock:
+            self.users[user.oid] = user
+
+    def user_for(self, login_hint: str | None) -> TestUser:
+        """Who signs in for an authorize request: the account its login_hint names (as Entra pre-selects
+        it and the person goes on with it), else the current user. Called with the lock held."""
+        hint = (login_hint or "").strip().lower()
+        named = next((u for u in self.users.values() if hint and u.upn.lower() == hint), None)
+        return named or self.users[self.current_oid]
+
     def count(self, key: str, n: int = 1) -> None:
         """Bump a request counter."""
         with self.lock:
@@ -181,7 +193,7 @@ class AuthorityState:
         code = "1.T." + secrets.token_urlsafe(48)
         with self.lock:
             self.last_authorize = dict(params)
-            user = self.user
+            user = self.user_for(params.get("login_hint"))
             self.codes[code] = AuthCode(
                 client_id=client_id,
                 redirect_uri=params["redirect_uri"],

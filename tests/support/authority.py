@@ -72,6 +72,8 @@ class EntraAuthority:
         self.ca = ca
         self.workdir = workdir
         self._faults = FaultList()
+        self._holds: list[Hold] = []
+        self._holds_lock = threading.Lock()
         context = ca.server_context(workdir, "authority")
         self._server = ServerThread(TLSHTTPServer(AuthorityHandler, context, self), "test-authority")
         self._state = AuthorityState(
@@ -176,6 +178,11 @@ class EntraAuthority:
     @user.setter
     def user(self, user: TestUser) -> None:
         self._state.user = user
+
+    def add_user(self, user: TestUser) -> None:
+        """Register another account of the tenant; an authorize request whose login_hint names it signs
+        it in (the current user stays the default)."""
+        self._state.add_user(user)
 
     @property
     def auto_approve_device_after(self) -> float | None:
@@ -291,6 +298,22 @@ class EntraAuthority:
         with self._state.lock:
             self._state.counters.clear()
 
+    def hold_next(self, counter: str) -> Hold:
+        """Make the next request counted as ``counter`` wait for ``Hold.release()``."""
+        hold = Hold(counter)
+        with self._holds_lock:
+            self._holds.append(hold)
+        return hold
+
+    def take_hold(self, counter: str) -> Hold | None:
+        """The armed hold for ``counter``, consumed (the request handler calls this)."""
+        with self._holds_lock:
+            for hold in self._holds:
+                if hold.counter == counter:
+                    self._holds.remove(hold)
+                    return hold
+        return None
+
     def fail_next(
         self, path_suffix: str, status: int, body: Any = None, headers: dict[str, str] | None = None,
         count: int = 1,
@@ -303,6 +326,24 @@ class EntraAuthority:
             error = EntraError("temporarily_unavailable", 90033, "A transient error has occurred. Please try again.")
             body = error.body(self.url)
         self._faults.add(Fault(path_suffix, status, body_bytes(body), dict(headers or {}), count))
+
+
+class Hold:
+    """A slow authority on cue: the next request counted as ``counter`` (e.g. ``token.refresh_token``)
+    waits until the test releases it, then is answered normally. No clock window: ``arrived`` says the
+    request is there, ``release()`` lets it go on."""
+
+    def __init__(self, counter: str) -> None:
+        self.counter = counter
+        self.arrived = threading.Event()
+        self._released = threading.Event()
+
+    def release(self) -> None:
+        self._released.set()
+
+    def wait(self, limit: float = 120.0) -> None:
+        self.arrived.set()
+        self._released.wait(limit)
 
 
 def main(argv: list[str] | None = None) -> None:

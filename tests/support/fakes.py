@@ -8,7 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from broker.core.errors import KubetrayError, LoginRequired
-from broker.core.model import Profile, Token
+from broker.core.model import Profile, RequestContext, Token
 from broker.core.ports import Progress
 
 
@@ -36,6 +36,9 @@ class FakeSource:
         self.sign_in_error: KubetrayError | None = None
         self.sign_in_gate: threading.Event | None = None  # when set, sign_in waits for it
         self.sign_in_message = "open the page and enter code ABCD"
+        self.contexts: list[RequestContext] = []  # the context each call was given
+        self.silent_gate: threading.Event | None = None  # when set, acquire_silent waits for it
+        self.signed_out: list[Profile] = []  # sign_out's profiles, in order
         self._serial = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -44,18 +47,24 @@ class FakeSource:
         return Token(access_token=f"tok-{next(self._serial)}", expires_on=now + self.lifetime, obtained_at=now,
                      account="alice@example.test", home_account_id="oid.tid")
 
-    def acquire_silent(self, profile: Profile, *, force_refresh: bool, account_id: str = "") -> Token:
+    def acquire_silent(
+        self, profile: Profile, context: RequestContext, *, force_refresh: bool, account_id: str = ""
+    ) -> Token:
         with self._lock:
             self.silent_calls.append(force_refresh)
+            self.contexts.append(context)
+        if self.silent_gate is not None:
+            self.silent_gate.wait(10)
         if self.silent_error is not None:
             raise self.silent_error
         if not self.signed_in:
             raise LoginRequired("not signed in")
         return self._token()
 
-    def sign_in(self, profile: Profile, progress: Progress) -> Token:
+    def sign_in(self, profile: Profile, context: RequestContext, progress: Progress) -> Token:
         with self._lock:
             self.sign_in_calls += 1
+            self.contexts.append(context)
         progress(self.sign_in_message)
         if self.sign_in_gate is not None:
             self.sign_in_gate.wait(10)
@@ -66,6 +75,7 @@ class FakeSource:
 
     def sign_out(self, profile: Profile) -> None:
         self.signed_in = False
+        self.signed_out.append(profile)
 
 
 class ThreadSubmit:
@@ -104,3 +114,26 @@ def profile(**overrides: object) -> Profile:
     )
     values.update(overrides)
     return Profile(**values)  # type: ignore[arg-type]
+
+
+class MemoryStore:
+    """SecretStore in a dict (the keyring's contract without a D-Bus), for in-process source tests."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def load(self, name: str) -> str | None:
+        with self._lock:
+            return self.items.get(name)
+
+    def save(self, name: str, value: str) -> None:
+        with self._lock:
+            self.items[name] = value
+
+    def delete(self, name: str) -> None:
+        with self._lock:
+            self.items.pop(name, None)
+
+    def describe(self) -> str:
+        return "memory"

@@ -67,6 +67,9 @@ class Rig:
             BROWSER=f"{shlex.quote(sys.executable)} {shlex.quote(str(SUPPORT / 'browser.py'))} %s &",
             TEST_BROWSER_LOG=str(self.root / "browser.log"),
             TEST_BROWSER_CONTROL=str(self.root / "browser.control"),
+            # The daemon a shim starts inherits only an allowlist (shim/spawn.py); the scripted browser it
+            # opens reads these, so the rig names them, as a person would for a custom BROWSER script.
+            KUBETRAY_DAEMON_ENV="TEST_BROWSER_LOG,TEST_BROWSER_CONTROL,TEST_BROWSER_LOGIN",
             NO_PROXY="127.0.0.1,localhost",
             PATH=f"{BIN}{os.pathsep}{self.base_env.get('PATH', '')}",
         )

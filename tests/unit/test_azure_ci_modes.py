@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from broker.core.errors import AuthError, InvalidArguments, LoginRequired, ProviderUnreachable
-from broker.core.model import SecretBag
+from broker.core.model import RequestContext
 from broker.execplugin.kubelogin_args import parse_exec
 from broker.sources import _azd, _pipelines
 from tests.support.fakes import FakeClock
@@ -70,23 +70,33 @@ class Runs:
     def __init__(self, code: int, out: bytes = b"", err: bytes = b"") -> None:
         self.code, self.out, self.err = code, out, err
         self.argv: list[str] = []
+        self.env: dict[str, str] = {}
 
-    def __call__(self, argv: Sequence[str], timeout: float) -> subprocess.CompletedProcess[bytes]:
-        self.argv = list(argv)
+    def __call__(self, argv: Sequence[str], timeout: float, env: Any) -> subprocess.CompletedProcess[bytes]:
+        self.argv, self.env = list(argv), dict(env)
         return subprocess.CompletedProcess(argv, self.code, self.out, self.err)
 
 
 def test_azd_token_and_its_utc_expiry_are_read() -> None:
     run = Runs(0, b'{"token": "tok", "expiresOn": "2030-01-02T03:04:05Z"}')
     profile = parse_exec(["get-token", "--login", "azd", "--server-id", "srv"]).profile
-    token = _azd.AzdSource(FakeClock(), run=run, which=lambda name: "/opt/azd").acquire_silent(
-        profile, force_refresh=False)
+    looked: list[tuple[str, str]] = []
+
+    def which(name: str, path: str) -> str:
+        looked.append((name, path))
+        return "/opt/azd"
+
+    context = RequestContext({"PATH": "/caller/bin", "AZURE_CONFIG_DIR": "/caller/az"})
+    source = _azd.AzdSource(FakeClock(), run=run, which=which, base_env={"HOME": "/h", "PATH": "/daemon"})
+    token = source.acquire_silent(profile, context, force_refresh=False)
+    assert looked == [("azd", "/caller/bin")]  # the caller's PATH, never the daemon's
+    assert run.env == {"HOME": "/h", "PATH": "/caller/bin", "AZURE_CONFIG_DIR": "/caller/az"}
     assert run.argv == ["/opt/azd", "auth", "token", "-o", "json", "--no-prompt", "--scope", "srv/.default"]
     assert token.access_token == "tok" and token.expires_on == 1893553445.0
 
 
 @pytest.mark.parametrize(("run", "which", "error", "needle"), [
-    (Runs(0), None, InvalidArguments, "needs the Azure Developer CLI (`azd`) on the PATH"),
+    (Runs(0), None, InvalidArguments, "needs the Azure Developer CLI (`azd`) on kubectl's PATH"),
     (Runs(1, err=b"ERROR: not logged in, run `azd auth login` to login\n"), "/azd", AuthError, "azd auth login"),
     (Runs(0, b'{"accessToken": "x"}'), "/azd", AuthError, "printed no token"),
     (Runs(0, b"not json"), "/azd", AuthError, "printed no token"),
@@ -94,7 +104,8 @@ def test_azd_token_and_its_utc_expiry_are_read() -> None:
 def test_azd_failures_are_one_sentence(run: Runs, which: str | None, error: type[Exception], needle: str) -> None:
     profile = parse_exec(["get-token", "--login", "azd", "--server-id", "srv"]).profile
     with pytest.raises(error) as raised:
-        _azd.AzdSource(FakeClock(), run=run, which=lambda name: which).acquire_silent(profile, force_refresh=False)
+        _azd.AzdSource(FakeClock(), run=run, which=lambda name, path: which, base_env={}).acquire_silent(
+            profile, RequestContext({"PATH": "/bin"}), force_refresh=False)
     assert needle in str(raised.value) and "\n" not in str(raised.value)
 
 
@@ -147,8 +158,14 @@ def test_a_plain_http_request_uri_is_refused() -> None:
 
 
 def test_after_a_restart_the_job_values_are_asked_for_again() -> None:
-    source = _pipelines.PipelinesSource(SecretBag(), FakeClock(), http_client_factory=lambda: None)
+    source = _pipelines.PipelinesSource(FakeClock(), http_client_factory=lambda network: None)
     profile = parse_exec([*BASE, "--login", "azurepipelines", "--client-id", "c",
                           "--azure-pipelines-service-connection-id", "sc"], JOB).profile
     with pytest.raises(LoginRequired, match="run kubectl again inside the pipeline step"):
-        source.acquire_silent(profile, force_refresh=False)
+        source.acquire_silent(profile, RequestContext(), force_refresh=False)
+
+
+def test_azd_without_the_callers_path_waits_for_a_call() -> None:
+    profile = parse_exec(["get-token", "--login", "azd", "--server-id", "srv"]).profile
+    with pytest.raises(LoginRequired, match="run kubectl again"):
+        _azd.AzdSource(FakeClock(), run=Runs(0)).acquire_silent(profile, RequestContext(), force_refresh=False)

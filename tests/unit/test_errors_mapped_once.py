@@ -61,7 +61,7 @@ def test_the_service_catch_all_logs_with_the_id_it_reports(caplog: pytest.LogCap
     clock = FakeClock()
 
     class Broken(FakeSource):
-        def sign_in(self, profile: Any, progress: Any) -> Any:
+        def sign_in(self, profile: Any, context: Any, progress: Any) -> Any:
             raise ZeroDivisionError("adapter bug")
 
     submit = ThreadSubmit()

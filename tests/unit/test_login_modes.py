@@ -9,9 +9,9 @@ from collections.abc import Sequence
 import pytest
 
 from broker.core.errors import AuthError, InvalidArguments
-from broker.execplugin.kubelogin_args import parse_exec
-from broker.core.model import LOGIN_OIDC, Profile, SecretBag, Secrets
+from broker.core.model import LOGIN_OIDC, NO_CONTEXT, Profile, RequestContext, Secrets
 from broker.core.state import ProfileState
+from broker.execplugin.kubelogin_args import parse_exec
 from broker.sources._azurecli import AzureCliSource
 from broker.sources._msal import app_options, use_os_broker
 from broker.sources._oidc import jwt_expiry
@@ -86,13 +86,12 @@ def test_modes_for_other_principals_get_their_own_key_and_cache() -> None:
     assert interactive.needs_person and not spn.needs_person and not ropc.needs_person
 
 
-def test_secret_bag_keeps_the_last_non_empty_secrets() -> None:
-    bag = SecretBag()
-    bag.put("k", Secrets(client_secret="one"))
-    bag.put("k", Secrets())  # another terminal without the variable changes nothing
-    assert bag.get("k").client_secret == "one"
-    bag.forget("k")
-    assert not bag.get("k")
+def test_a_context_without_secrets_keeps_the_last_non_empty_ones() -> None:
+    first = RequestContext({"PATH": "/a"}, "/", Secrets(client_secret="one"))
+    later = RequestContext({"PATH": "/b"}, "/")  # another terminal without the variable
+    merged = later.with_secrets_from(first)
+    assert merged.secrets.client_secret == "one" and merged.get("PATH") == "/b"
+    assert "one" not in repr(merged) and "/b" not in repr(merged)
 
 
 @pytest.mark.parametrize("prefix", [["oidc-login", "get-token"], ["get-token"]])
@@ -135,27 +134,30 @@ def test_router_dispatches_by_login_and_names_a_missing_mode() -> None:
     spn_source.signed_in = True
     router = LoginRouter({"spn": spn_source})
     spn = parse_exec([*BASE, "-l", "spn", "--client-secret", "x"]).profile
-    assert router.acquire_silent(spn, force_refresh=False).access_token.startswith("tok-")
+    assert router.acquire_silent(spn, NO_CONTEXT, force_refresh=False).access_token.startswith("tok-")
     with pytest.raises(InvalidArguments):
-        router.acquire_silent(parse_exec(BASE).profile, force_refresh=False)
+        router.acquire_silent(parse_exec(BASE).profile, NO_CONTEXT, force_refresh=False)
+
+
+AZ_CONTEXT = RequestContext({"PATH": "/usr/bin"}, "/")
 
 
 def _az(stdout: bytes, code: int = 0, stderr: bytes = b"") -> AzureCliSource:
-    def run(argv: Sequence[str], timeout: float) -> subprocess.CompletedProcess[bytes]:
+    def run(argv: Sequence[str], timeout: float, env: object) -> subprocess.CompletedProcess[bytes]:
         return subprocess.CompletedProcess(list(argv), code, stdout, stderr)
 
-    return AzureCliSource(FakeClock(), run=run, which=lambda name: "/usr/bin/az")
+    return AzureCliSource(FakeClock(), run=run, which=lambda name, path: "/usr/bin/az")
 
 
 def test_azurecli_keeps_the_cli_expiry_and_turns_its_errors_into_one_line() -> None:
     profile = Profile(login="azurecli", authority="https://login.microsoftonline.com/", client_id="",
                       server_id="srv")
     token = _az(b'{"accessToken": "at", "expires_on": 1800000600, "tenant": "t"}').acquire_silent(
-        profile, force_refresh=False)
+        profile, AZ_CONTEXT, force_refresh=False)
     assert token.expires_on == 1800000600
     with pytest.raises(AuthError) as err:
         _az(b"", 1, b"WARNING: x\nERROR: Please run 'az login' to setup account.\n").acquire_silent(
-            profile, force_refresh=False)
+            profile, AZ_CONTEXT, force_refresh=False)
     assert "az login" in err.value.message and "\n" not in err.value.message
 
 

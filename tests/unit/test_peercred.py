@@ -28,7 +28,7 @@ def ucred(pid: int, uid: int, gid: int) -> bytes:
 
 
 def test_xucred_layout_matches_the_c_declaration() -> None:
-    assert peercred.XUCRED.size == struct.calcsize(XUCRED_C) == 76
+    assert peercred.XUCRED_SIZE == struct.calcsize(XUCRED_C) == 76
 
 
 @pytest.mark.parametrize("uid", [0, 501, 65534, 2**32 - 2])

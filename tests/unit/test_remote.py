@@ -7,6 +7,7 @@ import asyncio
 import importlib.util
 import json
 import os
+import struct
 import subprocess
 import sys
 import zipfile
@@ -44,7 +45,7 @@ class MemoryKeys:
 
 # -- who is calling ----------------------------------------------------------------------------------
 def test_ucred_pid_is_read_from_the_kernels_struct() -> None:
-    data = peercred.UCRED.pack(4242, 1000, 1000)
+    data = struct.pack("=iII", 4242, 1000, 1000)
     assert peercred.peer_pid(lambda *_: data, platform="linux") == 4242
     assert peercred.peer_pid(lambda *_: data, platform="darwin") is None  # not asked there (documented)
     with pytest.raises(peercred.PeerCredError):
@@ -353,7 +354,7 @@ def test_the_tray_controller_shows_what_the_daemons_gate_recorded() -> None:
     gate = RemoteGate(clock)
     view = Shown()
     controller = TrayController(service, view, presenter.TrayInfo("1", "kr", "/s", "/l"), clock=clock,
-                                sign_out=source.sign_out, stop=lambda: None, tick=3600, remote=gate)
+                                stop=lambda: None, tick=3600, remote=gate)
     try:
         p = profile()
         service.login(p).result(5)

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from broker.autostart import ENABLED, Entry, Status
-from broker.core.model import Profile
 from broker.core.service import TokenService
 from broker.tray.controller import TrayController
 from broker.tray.presenter import TrayInfo, TrayModel
@@ -117,11 +116,10 @@ class Rig:
         self.submit = ThreadSubmit()
         self.service = TokenService(source=self.source, clock=self.clock, submit=self.submit, rand=lambda: 0.5)
         self.stopped = threading.Event()
-        self.signed_out: list[Profile] = []
         self.autostart = FakeAutostart()
         self.opened: list[str] = []
         self.controller = TrayController(
-            self.service, _Null(), INFO, clock=self.clock, sign_out=self._sign_out, stop=self.stopped.set,
+            self.service, _Null(), INFO, clock=self.clock, stop=self.stopped.set,
             autostart=self.autostart, open_logs=self.opened.append, tick=3600,
         )
         self.view = TrayView(FAKE_PYSTRAY, self.controller)
@@ -130,15 +128,11 @@ class Rig:
         assert self.view.run(self.controller.model())
         self.icon: FakeIcon = self.view._icon
 
-    def _sign_out(self, p: Profile) -> None:
-        self.signed_out.append(p)
-        self.source.sign_out(p)
-
     def needs_sign_in(self) -> str:
         """A profile the daemon knows, signed out (as after `kubetray logout`)."""
         p = profile()
         self.service.login(p).result(5)
-        self.service.forget_token(p.key)
+        self.service.logout(p.key)
         self.controller.update()
         return p.key
 
@@ -206,7 +200,7 @@ def test_a_clock_only_change_waits_while_the_menu_is_open_but_a_state_change_doe
     rig.clock.advance(120)
     rig.controller.update()  # only the minutes moved: leave the open menu alone
     assert rig.icon.find("alice@example.test").text.endswith("expires in 60 min")
-    rig.service.forget_token(profile().key)  # a state change: show it now
+    rig.service.logout(profile().key)  # a state change: show it now
     rig.controller.update()
     assert rig.icon.find("alice@example.test").text.endswith("sign-in required")
 
@@ -271,7 +265,7 @@ def test_sign_out_removes_the_tokens_and_marks_sign_in_required(rig: Rig) -> Non
     rig.controller.update()
     rig.controller.sign_out(profile().key)
     rig.settle(lambda: rig.icon.find("alice").text.endswith("sign-in required"))
-    assert rig.signed_out == [profile()]
+    assert rig.source.signed_out == [profile()]
     assert rig.source.signed_in is False
 
 
@@ -305,7 +299,7 @@ def test_sign_in_to_all_signs_in_every_profile_that_needs_it(rig: Rig) -> None:
     a, b = profile(), profile(authority="https://login.example.test/tenant-b", tenant_id="tenant-b")
     for p in (a, b):
         rig.service.login(p).result(5)
-        rig.service.forget_token(p.key)
+        rig.service.logout(p.key)
     calls = rig.source.sign_in_calls
     item = rig.icon.find("Sign in to all")
     item.action(rig.icon, item)

@@ -58,10 +58,11 @@ def test_runtime_dir_matches_platformdirs(tmp_path: object, monkeypatch: pytest.
     assert wire.socket_path() == os.path.join(platformdirs.user_runtime_dir("kubetray"), "kubetray.sock")
 
 
-def test_runtime_dir_falls_back_when_the_xdg_base_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_runtime_dir_falls_back_under_home_when_the_xdg_base_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KUBETRAY_RUNTIME_DIR", raising=False)
     monkeypatch.setenv("XDG_RUNTIME_DIR", "/nonexistent-kubetray-test")
-    assert wire.runtime_dir() == f"/tmp/kubetray-{os.getuid()}"
+    monkeypatch.setenv("HOME", "/home/alice")
+    assert wire.runtime_dir() == "/home/alice/.cache/kubetray/run"  # never a guessable name in /tmp
 
 
 def test_the_shim_fast_path_imports_neither_os_nor_json_nor_socket() -> None:
