@@ -86,12 +86,27 @@ class RemoteGate:
             except (OSError, ValueError):
                 self._local_only = set()  # unreadable: start open, `kubetray remote deny` rewrites it
 
-    def admit(self, caller: Caller, origin: str, key: str, *, local_only_flag: bool = False) -> None:
-        """Let the call through, or raise LocalOnly. A local call carrying --local-only marks the profile."""
+    def admit(self, caller: Caller, origin: str, key: str, *, local_only_flag: bool = False,
+              person_login: bool = True, login: str = "") -> None:
+        """Let the call through, or raise LocalOnly. A local call carrying --local-only marks the profile.
+
+        Forwarded callers are served only sign-ins a person does (browser, device code): every other mode
+        would use what is on THIS machine (a CLI on PATH, a token file, an identity endpoint, the
+        environment) on the word of the remote side, so those profiles count as local-only for them.
+        """
         if not caller.forwarded:
             if local_only_flag and key not in self.local_only():
                 self.mark(key, local_only=True)
             return
+        if not person_login:
+            with self._lock:
+                self._recent.appendleft(RemoteUse(origin or "unknown host", key, self._clock.now(), caller.via,
+                                                  True))
+            raise LocalOnly(
+                f"--login {login or 'this mode'} uses what is on the machine where kubetray runs (a CLI, files, "
+                f"an identity endpoint, the caller's environment), so it is not served to callers forwarded "
+                f"through {caller.via or 'ssh'}; use a browser or device-code sign-in there, or run kubectl on "
+                "the desktop")
         refused = local_only_flag or key in self.local_only()
         use = RemoteUse(origin or "unknown host", key, self._clock.now(), caller.via, refused)
         with self._lock:

@@ -124,6 +124,11 @@ class Handler:
             # The cluster's CA bundle can be large: only the line's own limit applies to it.
             _check_text(raw_info, "KUBERNETES_EXEC_INFO", wire.MAX_REQUEST_BYTES)
         env, cwd = _env(request), _cwd(request)
+        if caller.forwarded:
+            # The caller's PATH, proxies, CA bundle, identity endpoint, token files and cwd name things on
+            # ANOTHER machine; used here they would pick programs and files on this one. None of it is
+            # taken: the daemon's own network applies, and only person sign-ins are served (RemoteGate).
+            env, cwd = {}, ""
         memo = self._memo_digest(argv, env, cwd)
         remembered = self._remembered(memo)
         parsed: Parsed | None = None
@@ -133,7 +138,8 @@ class Handler:
         profile, local_only = remembered
         origin = clean_origin(request.get("origin"))
         if self.remote is not None:
-            self.remote.admit(caller, origin, profile.key, local_only_flag=local_only)
+            self.remote.admit(caller, origin, profile.key, local_only_flag=local_only,
+                              person_login=profile.needs_person, login=profile.login)
         info = _parse_info(raw_info)
         token = self.service.cached(profile)
         if token is None:

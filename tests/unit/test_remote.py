@@ -366,3 +366,33 @@ def test_the_tray_controller_shows_what_the_daemons_gate_recorded() -> None:
         assert "Remote use: devbox, just now" in labels
     finally:
         submit.close()
+
+
+@pytest.mark.parametrize("login", ["azurecli", "azd", "msi", "spn"])
+def test_modes_that_use_this_machines_programs_or_files_are_not_served_to_forwarded_callers(login: str) -> None:
+    clock = FakeClock()
+    gate = RemoteGate(clock)
+    handler, source, submit = _handler(clock, gate)
+    try:
+        argv = ["get-token", "--login", login, "--server-id", "srv", "--client-id", "cli", "--tenant-id", "t1",
+                "--client-secret", "s"]
+        env = {"PATH": "/tmp/evil-bin", "AZURE_CONFIG_DIR": "/tmp/evil-az"}
+        request = {"v": 1, "op": "exec", "argv": argv, "exec_info": None, "env": env, "origin": "devbox"}
+        (refused,) = _ask(handler, request, SSH)
+        assert refused["code"] == "local_only" and f"--login {login} uses what is on the machine" in refused["message"]
+        assert source.silent_calls == [] and source.sign_in_calls == 0  # nothing ran on the desktop
+        assert gate.recent()[0].refused is True
+    finally:
+        submit.close()
+
+
+def test_a_forwarded_callers_environment_never_reaches_the_source() -> None:
+    clock = FakeClock()
+    handler, source, submit = _handler(clock, RemoteGate(clock))
+    try:
+        env = {"PATH": "/tmp/evil-bin", "HTTPS_PROXY": "http://evil:3128", "REQUESTS_CA_BUNDLE": "/tmp/evil.pem"}
+        request = {"v": 1, "op": "exec", "argv": ARGS, "exec_info": None, "env": env, "cwd": "/tmp"}
+        assert _ask(handler, request, SSH)[-1]["type"] == "credential"
+        assert source.contexts and {(tuple(c.env), c.cwd) for c in source.contexts} == {((), "")}
+    finally:
+        submit.close()
