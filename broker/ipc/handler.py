@@ -129,6 +129,7 @@ class Handler:
             # ANOTHER machine; used here they would pick programs and files on this one. None of it is
             # taken: the daemon's own network applies, and only person sign-ins are served (RemoteGate).
             env, cwd = {}, ""
+        info = _parse_info(raw_info)  # a malformed KUBERNETES_EXEC_INFO is bad_request before anything else
         memo = self._memo_digest(argv, env, cwd)
         remembered = self._remembered(memo)
         parsed: Parsed | None = None
@@ -140,7 +141,6 @@ class Handler:
         if self.remote is not None:
             self.remote.admit(caller, origin, profile.key, local_only_flag=local_only,
                               person_login=profile.needs_person, login=profile.login)
-        info = _parse_info(raw_info)
         token = self.service.cached(profile)
         if token is None:
             parsed = parsed or self._parse_and_remember(memo, argv, env, cwd)
