@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.support.readable import readable_copy
 from tests.support.session import IsolatedSession, keyring_available
 
 # --- Isolation: no test sees the real home directory or the real session bus ---------------------------
@@ -50,4 +53,31 @@ def desktop_session(isolated_environment: None) -> Iterator[IsolatedSession]:
             patch.delenv(variable)
         for variable, value in session.env.items():
             patch.setenv(variable, value)
+        _forget_keyring_choice()
         yield session
+    _forget_keyring_choice()
+
+
+def _forget_keyring_choice() -> None:
+    """keyring picks its backend once per process (and caches which backends are viable): a test that
+    ran before the session existed must not leave this process with "no keyring" for the rest."""
+    import keyring.backend
+    import keyring.core
+
+    chosen = keyring.backend.get_all_keyring
+    if "saved_result" in vars(chosen):  # jaraco.functools.once keeps its result there; reset() forgets it
+        chosen.reset()  # type: ignore[attr-defined]
+    keyring.core.init_backend()
+
+
+# --- What a second uid runs: a world-readable copy (the checkout may sit in a 0700 home) ----------------
+
+
+@pytest.fixture(scope="session")
+def readable_tree() -> Iterator[Path]:
+    """broker/ and shim/ copied where any uid can read them; tests run them with ``other_user_python()``."""
+    root = readable_copy()
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -24,17 +24,18 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Carry out ``kubetray autostart …``; returns the exit status (2: cannot be done here)."""
-    from broker import autostart
+    from broker.app import build_autostart
+    from broker.core.autostart import AutostartError
 
     try:
-        impl = autostart.backend()
+        impl = build_autostart()
         if args.autostart_action == "enable":
             status = impl.enable(systemd=args.systemd)
         elif args.autostart_action == "disable":
             status = impl.disable()
         else:
             status = impl.status()
-    except autostart.AutostartError as exc:
+    except AutostartError as exc:
         print(f"kubetray: {exc}", file=sys.stderr)
         return 2
     except (OSError, ValueError) as exc:

@@ -156,15 +156,14 @@ def check_socket_dir(ctx: _Context) -> Result:
 
 
 def check_keyring(ctx: _Context) -> Result:
-    from broker.store import keyring_store
+    from broker.app import keyring_report
 
     try:
-        backend = keyring_store.default_backend()
-        keyring_store.check_usable(backend)
+        name = keyring_report()
     except KubetrayError as exc:
         return Result("keyring", FAIL, exc.message.split(". ")[0],
                       ". ".join(exc.message.split(". ")[1:]) or "unlock or install an OS keyring")
-    return Result("keyring", OK, f"{keyring_store.describe_backend(backend)} is usable and unlocked")
+    return Result("keyring", OK, f"{name} is usable and unlocked")
 
 
 def check_discovery(ctx: _Context) -> Result:

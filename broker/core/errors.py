@@ -102,41 +102,16 @@ class InsecureRuntimeDir(KubetrayError):
     code = "insecure_runtime_dir"
 
 
-ALL_CODES = tuple(
-    cls.code
-    for cls in (
-        KubetrayError,
-        BadRequest,
-        UnsupportedVersion,
-        InvalidArguments,
-        LoginRequired,
-        LoginFailed,
-        AuthError,
-        ProviderUnreachable,
-        StoreUnavailable,
-        Busy,
-        Timeout,
-        InsecureRuntimeDir,
-    )
-)
-
-
 class Forbidden(KubetrayError):
     """The caller is not the user the daemon serves."""
 
     code = "forbidden"
 
 
-ALL_CODES = (*ALL_CODES, Forbidden.code)
-
-
 class LocalOnly(KubetrayError):
     """A caller forwarded from another machine (ssh) asked for a profile marked local-only."""
 
     code = "local_only"
-
-
-ALL_CODES = (*ALL_CODES, LocalOnly.code)
 
 
 def error_id() -> str:

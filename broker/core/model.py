@@ -107,6 +107,14 @@ class Profile:
         return parts
 
     @property
+    def needs_person(self) -> bool:
+        """True when a sign-in needs a person (browser or device code); every other mode acquires on its
+        own, from what is on this machine (which is why forwarded callers are served only these)."""
+        if self.login == LOGIN_OIDC:
+            return self.grant_type in (GRANT_AUTHCODE, GRANT_DEVICE_CODE)
+        return self.login in PERSON_LOGINS
+
+    @property
     def cache_name(self) -> str:
         """Keyring entry holding MSAL's token cache for this authority + client id (+ mode).
 
@@ -123,13 +131,6 @@ class Profile:
             # A cache (and its refresh tokens) is only ever used over the trust it was obtained with.
             parts += ["ca=" + self.ca_file, "ca-data=" + self.ca_data, f"insecure={self.insecure_skip_tls_verify}"]
         return "msal-cache-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
-
-    @property
-    def needs_person(self) -> bool:
-        """True when a sign-in needs a person (browser or device code); otherwise it just acquires."""
-        if self.login == LOGIN_OIDC:
-            return self.grant_type in (GRANT_AUTHCODE, GRANT_DEVICE_CODE)
-        return self.login in PERSON_LOGINS
 
 
 @dataclass(frozen=True)

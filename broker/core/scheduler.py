@@ -35,14 +35,20 @@ class RefreshScheduler:
         if self._thread.is_alive():
             self._thread.join(timeout=5)
 
+    def tick(self) -> float | None:
+        """One pass: start every due refresh; returns when the next one is due (None: nothing planned).
+
+        The thread calls it in a loop; a test driving a fake clock calls it instead of the thread."""
+        try:
+            self._service.run_due()
+            return self._service.next_due()
+        except Exception:  # keep refreshing the other profiles whatever one of them does
+            log.exception("refresh scheduler error")
+            return None
+
     def _loop(self) -> None:
         while not self._stopped.is_set():
-            try:
-                self._service.run_due()
-                due = self._service.next_due()
-            except Exception:  # keep refreshing the other profiles whatever one of them does
-                log.exception("refresh scheduler error")
-                due = None
+            due = self.tick()
             delay = self._max_sleep if due is None else min(self._max_sleep, max(0.05, due - self._clock.now()))
             self._wake.wait(delay)
             self._wake.clear()

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 
 from broker.demo.apiserver import DemoApiServer
 from broker.demo.authority import TENANT, DemoAuthority
@@ -47,8 +48,12 @@ def _kubeconfig(path: str, server: str, ca_pem: bytes, command: str, args: list[
         json.dump(config, f, indent=1)
 
 
-def run_demo(*, auto_approve: bool = False) -> int:
-    """Run the demo; returns the exit status (0 when kubectl succeeded through the broker)."""
+def run_demo(*, auto_approve: bool = False,
+             authority: Callable[[DemoPki, bool], DemoAuthority] = DemoAuthority) -> int:
+    """Run the demo; returns the exit status (0 when kubectl succeeded through the broker).
+
+    ``authority`` builds the demo's sign-in authority from its PKI and ``auto_approve`` (tests pass one
+    that also remembers what it issued, for their leak check)."""
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         print("kubetray: the demo runs kubectl, which is not on PATH; install kubectl and try again", file=sys.stderr)
@@ -57,15 +62,15 @@ def run_demo(*, auto_approve: bool = False) -> int:
 
     root = tempfile.mkdtemp(prefix="kubetray-demo-")
     pki = DemoPki.create(root)
-    authority = DemoAuthority(pki, auto_approve=auto_approve).start()
-    apiserver = DemoApiServer(pki, authority.issuer, SERVER_ID, CLIENT_ID).start()
+    idp = authority(pki, auto_approve).start()
+    apiserver = DemoApiServer(pki, idp.issuer, SERVER_ID, CLIENT_ID).start()
     dirs = {name: os.path.join(root, name) for name in ("run", "state", "log")}
     for path in dirs.values():
         os.makedirs(path, mode=0o700)
     private = {"KUBETRAY_RUNTIME_DIR": dirs["run"], "KUBETRAY_STATE_DIR": dirs["state"],
                "KUBETRAY_LOG_DIR": dirs["log"]}
     args = ["get-token", "--login", "interactive", "--server-id", SERVER_ID,
-            "--client-id", CLIENT_ID, "--tenant-id", TENANT, "--authority-host", authority.url + "/",
+            "--client-id", CLIENT_ID, "--tenant-id", TENANT, "--authority-host", idp.url + "/",
             "--disable-instance-discovery"]
     kubeconfig = os.path.join(root, "kubeconfig")
     _kubeconfig(kubeconfig, apiserver.url, pki.ca_pem, ensure_launcher(), args, private)
@@ -75,7 +80,7 @@ def run_demo(*, auto_approve: bool = False) -> int:
     daemon: subprocess.Popen[bytes] | None = None
     status = 1
     try:
-        _say(f"a sign-in authority at {authority.url} and an API server at {apiserver.url} (both on this machine)")
+        _say(f"a sign-in authority at {idp.url} and an API server at {apiserver.url} (both on this machine)")
         print(f"   kubeconfig: {kubeconfig}\n   its user runs the shim: {ensure_launcher()} get-token …")
         _say("starting a private kubetray broker for the demo")
         with open(os.path.join(dirs["log"], "daemon.out"), "wb") as out:
@@ -99,7 +104,7 @@ def run_demo(*, auto_approve: bool = False) -> int:
         _stop(daemon, dirs["run"])
         _forget(args)
         apiserver.stop()
-        authority.stop()
+        idp.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -129,11 +134,10 @@ def _stop(daemon: subprocess.Popen[bytes] | None, run_dir: str) -> None:
 
 def _forget(args: list[str]) -> None:
     """Delete the demo's token cache from the OS keyring (its name comes from the demo's authority)."""
+    from broker.app import build_store
     from broker.core.errors import KubetrayError
-    from broker.store import keyring_store
 
     try:
-        store = keyring_store.KeyringSecretStore(keyring_store.default_backend())
-        store.delete(parse_get_token(args).cache_name)
+        build_store(check=False).delete(parse_get_token(args).cache_name)
     except KubetrayError as exc:
         print(f"kubetray: could not remove the demo's keyring entry: {exc.message}", file=sys.stderr)

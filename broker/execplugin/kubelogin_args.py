@@ -11,7 +11,6 @@ import argparse
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from urllib.parse import urlsplit
 
 from broker.core.errors import InvalidArguments
 from broker.core.model import (
@@ -30,7 +29,7 @@ from broker.core.model import (
 )
 from broker.execplugin import oidc_args
 from broker.execplugin.goflags import normalise_bools
-from broker.execplugin.oidc_args import absolute_path
+from broker.execplugin.oidc_args import absolute_path, split_url
 
 # kubelogin's --environment values and their sign-in hosts (Azure's sovereign clouds).
 ENVIRONMENTS: Mapping[str, str] = {
@@ -107,8 +106,8 @@ def parse_duration(text: str) -> float:
 def authority_for(environment: str, authority_host: str, tenant_id: str) -> str:
     """The MSAL authority URL: ``<host>/<tenant>``, from --authority-host or --environment."""
     if authority_host:
-        parts = urlsplit(authority_host)
-        if parts.scheme != "https" or not parts.netloc:
+        parts = split_url(authority_host)
+        if parts is None or parts.scheme != "https" or not parts.netloc:
             raise InvalidArguments(f"--authority-host must be an https:// URL, not {authority_host!r}")
         host = authority_host if authority_host.endswith("/") else authority_host + "/"
     elif environment:
@@ -126,10 +125,14 @@ def authority_for(environment: str, authority_host: str, tenant_id: str) -> str:
 def _redirect_port(url: str) -> int | None:
     if not url:
         return None
-    parts = urlsplit(url)
-    if parts.scheme != "http" or parts.hostname not in ("localhost", "127.0.0.1") or not parts.port:
+    parts = split_url(url)
+    try:
+        port = parts.port if parts is not None else None
+    except ValueError:  # a port that is not a number, or out of range
+        port = None
+    if parts is None or parts.scheme != "http" or parts.hostname not in ("localhost", "127.0.0.1") or not port:
         raise InvalidArguments(f"--redirect-url must look like http://localhost:PORT, not {url!r}")
-    return parts.port
+    return port
 
 
 # Environment overrides, in kubelogin's order: a later name wins over an earlier one.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Sequence
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from broker.core.errors import InvalidArguments
 from broker.core.model import (
@@ -98,6 +98,14 @@ def _listen_port(addresses: list[str]) -> int | None:
     return 8000  # int128's first default, so redirect URIs registered for it keep matching
 
 
+def split_url(url: str) -> SplitResult | None:
+    """``urlsplit``, or None for what it refuses (e.g. an unclosed ``[`` is an "Invalid IPv6 URL")."""
+    try:
+        return urlsplit(url)
+    except ValueError:
+        return None
+
+
 def parse(argv: Sequence[str], cwd: str = "") -> Parsed:
     """Build the profile of an int128-style get-token call, or raise InvalidArguments with the fix."""
     args = list(argv)
@@ -106,8 +114,8 @@ def parse(argv: Sequence[str], cwd: str = "") -> Parsed:
     if unknown:
         raise InvalidArguments(f"unknown argument {unknown[0]!r}; see `kubetray-shim --help`")
     issuer = ns.oidc_issuer_url.rstrip("/")
-    parts = urlsplit(issuer)
-    if parts.scheme != "https" or not parts.netloc:
+    parts = split_url(issuer)
+    if parts is None or parts.scheme != "https" or not parts.netloc:
         raise InvalidArguments(f"--oidc-issuer-url must be an https:// URL, not {ns.oidc_issuer_url!r}")
     if not ns.oidc_client_id:
         raise InvalidArguments("--oidc-client-id is required; add it to the kubeconfig's args")

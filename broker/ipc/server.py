@@ -86,7 +86,17 @@ class IpcServer:
         try:
             self._loop.run_until_complete(self._serve())
         finally:
+            self._end_clients()
             self._loop.close()
+
+    def _end_clients(self) -> None:
+        """Cancel the connections still open, so none is left to a closed loop (which warns when it is
+        collected; in a daemon that is exiting it does not matter, in a test process it does)."""
+        tasks = asyncio.all_tasks(self._loop)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
 
     async def _serve(self) -> None:
         self._stopped = asyncio.Event()

@@ -29,9 +29,6 @@ class Explanation:
     what: str
     fix: str
 
-    def sentence(self) -> str:
-        return f"{self.what}; {self.fix}"
-
 
 _SIGN_IN = "sign in again with `kubetray login` (or run kubectl in a terminal)"
 

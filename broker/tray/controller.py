@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Protocol
 
-from broker.autostart import Autostart
+from broker.core.autostart import Autostart
 from broker.core.errors import KubetrayError
 from broker.core.model import Token
 from broker.core.ports import Clock

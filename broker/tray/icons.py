@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from PIL import Image, ImageDraw
 
-from broker import assets
 from broker.tray.presenter import ICON_BUSY, ICON_ERROR, ICON_IDLE, ICON_OK, ICON_SIGN_IN, ICON_STATES
 
 _CANVAS = 256  # drawing size; every coordinate below is in this square
@@ -80,7 +79,3 @@ def app_icon(size: int = 256) -> Image.Image:
     d.rectangle((198, 140, 216, 162), fill=white)
     return image.resize((size, size), Image.Resampling.LANCZOS)
 
-
-def app_icon_path() -> str:
-    """The packaged PNG of the application icon (for desktop entries); exists in an installed wheel."""
-    return assets.path("kubetray.png")

@@ -9,10 +9,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
-from broker.autostart import Autostart, AutostartError
+from broker.core.autostart import Autostart
 from broker.core.remote import RemoteGate
 from broker.core.service import TokenService
 from broker.tray.controller import TrayController
@@ -44,15 +43,12 @@ def serve(daemon: Serving, info: TrayInfo, *, report: Report | None = None,
           contexts: Callable[[], Mapping[str, Sequence[str]]] | None = None) -> None:
     """Run the tray on this (the main) thread until the daemon stops; headless when there is no tray.
 
-    ``report`` receives one line about the tray's state whenever it changes (for `kubetray status`).
+    ``report`` receives one line about the tray's state whenever it changes (for `kubetray status`);
+    ``autostart`` is None where start at login cannot be managed (broker.app builds it).
     """
     say = report or (lambda _text: None)
     from broker.tray.view import TrayUnavailable, TrayView  # loads nothing of the toolkit yet
 
-    if autostart is None:
-        autostart, note = _load_autostart()
-        if note:
-            info = replace(info, autostart_note=note)
     controller = TrayController(
         daemon.service, _NoView(), info, clock=daemon.service.clock,
         stop=daemon.stopping.set, autostart=autostart,
@@ -86,16 +82,6 @@ def serve(daemon: Serving, info: TrayInfo, *, report: Report | None = None,
         log.warning("the tray %s; running headless", "stopped" if ran else "could not start")
         say("off: the tray stopped; see the log")
         _wait(daemon.stopping)
-
-
-def _load_autostart() -> tuple[Autostart | None, str]:
-    from broker import autostart
-
-    try:
-        return autostart.backend(), ""
-    except AutostartError as exc:
-        log.info("start at login cannot be managed here: %s", exc)
-        return None, "unavailable here"
 
 
 def _wait(stopping: threading.Event) -> None:

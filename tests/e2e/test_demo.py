@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import secretstorage
 
 from tests.support import rig as rig_module
+from tests.support.rig_fixtures import AUTHORITIES
 from tests.support.session import IsolatedSession
 
 pytestmark = pytest.mark.e2e
 BROWSER = Path(rig_module.__file__).resolve().parent / "browser.py"
+ROOT = Path(rig_module.__file__).resolve().parents[2]
 
 
 def _kubetray_entries() -> set[str]:
@@ -26,6 +30,7 @@ def _kubetray_entries() -> set[str]:
         connection.close()
 
 
+@pytest.mark.timeout(330)  # the demo's own run may take up to 300 s on a loaded machine
 @pytest.mark.parametrize("browser", [True, False], ids=["browser", "device-code"])
 def test_the_demo_signs_in_once_runs_kubectl_and_cleans_up(
     desktop_session: IsolatedSession, tmp_path: Path, browser: bool
@@ -37,10 +42,20 @@ def test_the_demo_signs_in_once_runs_kubectl_and_cleans_up(
     if browser:
         env["BROWSER"] = f"{shlex.quote(sys.executable)} {shlex.quote(str(BROWSER))} %s &"
     before = _kubetray_entries()
-    proc = subprocess.run([str(rig_module.BIN / "kubetray"), "demo", "--auto-approve"], env=env,
-                          capture_output=True, timeout=300, input=b"", check=False)
+    # `kubetray demo`, run through a probe that tells this test (on a pipe) every token the demo issued
+    read, write = os.pipe()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "tests.support.demo_probe", str(write), "--auto-approve"],
+                              env=env, cwd=ROOT, capture_output=True, timeout=300, input=b"", check=False,
+                              pass_fds=(write,))
+    finally:
+        os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        issued = pipe.read().decode().split()
+    AUTHORITIES.append(SimpleNamespace(issued_secrets=lambda: issued))  # the session's leak check
     out = proc.stdout.decode() + proc.stderr.decode()
     rig_module.TRANSCRIPTS.append(proc.stdout + proc.stderr)
+    assert len(issued) >= 3  # the demo's access, ID and refresh tokens are in the leak check
     assert proc.returncode == 0, out
     assert out.count("hello-kubetray") == 2
     assert "demo@kubetray.example" in out

@@ -256,7 +256,7 @@ _FAKE_AZ = textwrap.dedent('''\
     ctx = ssl.create_default_context(cafile=os.environ["REQUESTS_CA_BUNDLE"])
     with urllib.request.urlopen("{token_url}", form, context=ctx) as r:
         reply = json.load(r)
-    print(json.dumps({{"accessToken": reply["access_token"], "expires_on": int(time.time()) + 60,
+    print(json.dumps({{"accessToken": reply["access_token"], "expires_on": int(time.time()) + 20,
                       "tenant": "{tenant}", "tokenType": "Bearer"}}))
 ''')
 
@@ -279,7 +279,9 @@ def test_azurecli_passes_tenant_and_subscription_and_az_logout_takes_effect(erig
     assert logged[logged.index("--tenant") + 1] == erig.authority.tenant_id
     assert logged[logged.index("--subscription") + 1] == "sub-1234"
     (bin_dir / "logged-out").touch()
-    deadline = time.monotonic() + 90  # the 60 s token runs out; no later one may be served
+    # The 20 s token runs out; no later one may be served. (The timing, the az calls and the last-resort
+    # window run on a fake clock in tests/integration/test_headless_clock.py.)
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         proc = erig.kubectl("get", "pods")
         if proc.returncode != 0:

@@ -20,22 +20,24 @@ def _wait_for(predicate: object, timeout: float) -> None:
     raise AssertionError("condition not reached in time")
 
 
-@pytest.mark.slow
-def test_a_valid_token_is_served_while_the_provider_fails_and_retries_are_bounded(rig: Rig) -> None:
-    rig.authority.set_access_token_lifetime(40)  # refresh from ~16 s, served from memory until 30 s
+def test_a_valid_token_is_served_while_the_provider_fails(rig: Rig) -> None:
+    """The real-time smoke: a refresh fails at a provider that answers 503, kubectl keeps working.
+
+    It used to sleep 33 s into a 40-second token and hit a 2-3 s window between the serving window and
+    the last-resort window. That timing, the backoff and the recovery run on a fake clock in
+    tests/integration/test_headless_clock.py; here nothing depends on when."""
     assert rig.kubectl("get", "pods").returncode == 0
-    signed_in = time.monotonic()
     rig.authority.fail_next("/token", 503, headers={"Retry-After": "1"}, count=1000)
     before = rig.authority.counts["token.refresh_token"]
-    time.sleep(max(0.0, 33 - (time.monotonic() - signed_in)))  # past the serving window, before expiry
+    rig.kubetray("refresh")  # refresh now, while the provider is down
+    attempts = rig.authority.counts["token.refresh_token"] - before
+    assert attempts == 1  # one attempt; the next waits for the backoff
+    profile = rig.status()["profiles"][0]
+    assert profile["state"] == "error"
+    assert "503" in profile["last_error"] or "temporarily" in profile["last_error"], profile["last_error"]
     proc = rig.kubectl("get", "pods")
     assert proc.returncode == 0, proc.stderr.decode()  # the still-valid token beats an error
-    attempts = rig.authority.counts["token.refresh_token"] - before
-    elapsed = time.monotonic() - signed_in
-    print(f"\nprovider down for {elapsed:.0f} s: {attempts} refresh attempts")
-    assert 1 <= attempts <= 8  # exponential backoff, not a retry storm
-    states = [p["state"] for p in rig.status()["profiles"]]
-    assert states == ["error"]
+    assert proc.stderr == b""
     assert rig.authority.counts["sign_ins"] == 1
 
 
@@ -68,5 +70,7 @@ def test_broken_token_responses_during_sign_in_are_reported_not_crashed_on(
     errors = [line for line in lines if "enter the code" not in line]
     assert errors, proc.stderr.decode()
     assert "internal error" not in errors[0]
-    assert needle in errors[0] or "sign-in" in errors[0], errors[0]
+    assert needle in errors[0], errors[0]  # each fault names its own cause
+    others = {"HTTP Error: 500", "not JSON", "temporarily_unavailable"} - {needle}
+    assert not any(other in errors[0] for other in others), errors[0]
     assert rig.daemon_pid() is not None  # still up

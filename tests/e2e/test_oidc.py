@@ -27,6 +27,7 @@ import pytest
 from tests.support.apiserver import ApiServer
 from tests.support.oidc_provider import OidcProvider
 from tests.support.rig import SUPPORT, TRANSCRIPTS, Rig
+from tests.support.rig_fixtures import AUTHORITIES
 from tests.support.tls import TestCA
 
 pytestmark = pytest.mark.e2e
@@ -64,6 +65,7 @@ def _orig(desktop_session: object, ca: TestCA, tmp_path: Path, *, audience: str,
         provider = OidcProvider(ca, tmp_path / "oidc", token_ttl=token_ttl).start()
     except RuntimeError:  # seen once on a loaded machine: node never printed its first line; try once more
         provider = OidcProvider(ca, tmp_path / "oidc-again", token_ttl=token_ttl).start()
+    AUTHORITIES.append(provider)  # its tokens join the session's leak check
     apiserver: ApiServer | None = None
     the_rig: Rig | None = None
     try:

@@ -101,6 +101,7 @@ def test_every_shipped_kubectl_version_gets_its_credential(rig: Rig, api_version
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(240)  # each kubectl may take up to 180 s while fifty start at once
 def test_fifty_parallel_kubectl_calls_on_a_cold_start_make_one_daemon_and_one_sign_in(rig: Rig) -> None:
     with ThreadPoolExecutor(max_workers=50) as pool:
         results = list(pool.map(lambda _: rig.kubectl("get", "pods", timeout=180), range(50)))
@@ -153,6 +154,8 @@ def test_a_revoked_refresh_token_asks_to_sign_in_again_and_the_next_sign_in_reco
     assert rig.kubectl("get", "pods").returncode == 0
     rig.authority.revoke_refresh_tokens()
     rig.browser("ignore")  # the person is away when the daemon needs them
+    # Refresh now rather than wait for the schedule (on a fake clock in test_headless_clock.py).
+    rig.kubetray("refresh")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         states = [p["state"] for p in rig.status()["profiles"]]
@@ -172,9 +175,14 @@ def test_a_revoked_refresh_token_asks_to_sign_in_again_and_the_next_sign_in_reco
 
 @pytest.mark.slow
 def test_short_lived_tokens_are_refreshed_ahead_so_no_call_waits(rig: Rig) -> None:
-    rig.authority.set_access_token_lifetime(45)
+    """The real-time smoke through kubectl and the real refresh thread: one refresh of a 40-second token.
+
+    Three lifetimes and the exact timing run on a fake clock in tests/integration/test_headless_clock.py.
+    The refresh is due 16-20 s after the sign-in and the token is served from memory until 30 s: a
+    10-second window for the refresh thread to wake up and refresh."""
+    rig.authority.set_access_token_lifetime(40)
     assert rig.kubectl("get", "pods").returncode == 0  # the one sign-in
-    end = time.monotonic() + 150  # more than three token lifetimes
+    end = time.monotonic() + 32  # past the serving window of the first token
     calls = 0
     while time.monotonic() < end:
         proc = rig.kubectl("get", "pods")
@@ -184,6 +192,6 @@ def test_short_lived_tokens_are_refreshed_ahead_so_no_call_waits(rig: Rig) -> No
     stats = rig.status()["stats"]
     assert stats["waited"] == 1, stats  # only the first call ever waited on the identity provider
     assert stats["served_from_memory"] >= calls
-    assert rig.authority.counts["refreshes"] >= 3
+    assert rig.authority.counts["refreshes"] >= 1
     assert rig.authority.counts["sign_ins"] == 1
     assert rig.apiserver.counts["unauthorized"] == 0

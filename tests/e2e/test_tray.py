@@ -225,6 +225,56 @@ def test_sign_in_from_the_tray_menu_then_the_menu_shows_account_and_expiry(
 
 
 @needs_gtk
+def test_refresh_now_and_sign_out_from_the_real_menu_then_quit_and_the_next_kubectl_restarts_it(
+    rig: Rig, desktop: TrayDesktop, started: list[Daemon]
+) -> None:
+    """The menu's own items on a real GTK menu (not the fake pystray): Refresh now, Sign out, Quit;
+    then kubectl (with the display) starts a new daemon, which shows its tray again."""
+    assert rig.kubectl("get", "pods").returncode == 0  # signed in by a headless daemon, which then stops
+    rig.stop_daemon()
+    profile = parse_get_token(rig.get_token_args())
+    daemon = Daemon(rig, {**desktop.env, "PYSTRAY_BACKEND": "gtk"}, desktop.root)
+    started.append(daemon)
+    wait_for(lambda: daemon.profile(profile.key)["state"] == "ok", 60, "the profile warmed from the keyring")
+    upn = rig.authority.user.upn
+    x, y = icon_centre(desktop)
+
+    def open_submenu() -> list[dict[str, Any]]:
+        desktop.click(x, y, button=3)
+        top = daemon.wait_menus(1, "the tray menu")[0]
+        desktop.move(*centre(item(top, upn)))
+        return daemon.wait_menus(2, "the profile's submenu")[1]
+
+    refreshes = rig.authority.counts["refreshes"]
+    desktop.click(*centre(item(open_submenu(), "Refresh now")))
+    wait_for(lambda: rig.authority.counts["refreshes"] > refreshes, 30, "the refresh from the menu")
+    assert rig.authority.counts["sign_ins"] == 1
+
+    desktop.click(*centre(item(open_submenu(), "Sign out")))
+    wait_for(lambda: daemon.profile(profile.key)["state"] == "sign_in_required", 30, "the sign-out from the menu")
+    assert daemon.profile(profile.key)["account"] in ("", upn)
+    from broker.app import build_store  # the test session's keyring, as the daemon sees it
+
+    assert build_store(check=False).load(profile.cache_name) is None  # the tokens left the keyring too
+
+    desktop.click(x, y, button=3)
+    desktop.click(*centre(item(daemon.wait_menus(1, "the menu for Quit")[0], "Quit kubetray")))
+    assert daemon.proc.wait(20) == 0, daemon.output()
+    assert not rig.socket.exists()
+
+    # A new daemon forgets that the sign-out was on purpose (only "needs sign-in" is remembered), so
+    # with a display and a browser this kubectl signs in again in the browser.
+    after = rig.run("kubectl", "get", "pods", **desktop.env)
+    assert after.returncode == 0, after.stderr.decode()
+    assert b"in your browser" in after.stderr and rig.authority.counts["sign_ins"] == 2
+    status = wait_for(lambda: (doc := rig.status()).get("running") and doc, 30, "a daemon started by kubectl")
+    assert status["pid"] != daemon.proc.pid
+    wait_for(lambda: str(rig.status().get("tray", "")).startswith("shown"), 30, "the new daemon's tray")
+    assert rig.daemon_log().count("showing the tray icon") == 2  # the probe's, then the restarted one's
+    icon_centre(desktop)  # docked again
+
+
+@needs_gtk
 def test_without_a_tray_host_the_daemon_says_so_once_and_still_notifies(
     rig: Rig, tmp_path: Path, started: list[Daemon]
 ) -> None:
@@ -252,6 +302,10 @@ def test_without_a_display_it_runs_headless_and_logs_why(rig: Rig, tmp_path: Pat
         wait_for(lambda: proc.poll() is not None or rig.status().get("running"), 30, "the daemon")
         wait_for(lambda: "no tray icon: no display" in rig.daemon_log(), 10, "the headless reason in the log")
         assert "running headless" in rig.daemon_log()
+        # and `kubetray status` says why there is no icon
+        assert rig.status()["tray"] == "off: no display (DISPLAY and WAYLAND_DISPLAY are unset)"
+        text = rig.kubetray("status").stdout.decode()
+        assert "tray:    off: no display" in text, text
     finally:
         proc.terminate()
         assert proc.wait(15) == 0

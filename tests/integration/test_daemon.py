@@ -15,6 +15,7 @@ import pytest
 from tests.support.daemon_proc import ask as _ask
 from tests.support.daemon_proc import start as _start
 from tests.support.daemon_proc import stop as _stop
+from tests.support.readable import other_user_python
 from tests.support.rig import Rig
 
 
@@ -113,7 +114,7 @@ def test_a_silent_client_is_cut_off_and_others_are_still_served(rig: Rig) -> Non
         _stop(daemon)
 
 
-def test_another_uid_is_refused_even_with_the_socket_open_to_all(rig: Rig) -> None:
+def test_another_uid_is_refused_even_with_the_socket_open_to_all(rig: Rig, readable_tree: Path) -> None:
     if os.getuid() != 0:
         pytest.skip("needs root to act as another user")
     # pytest's tmp root is private to root; put this daemon's directory where another user can reach it
@@ -128,7 +129,7 @@ def test_another_uid_is_refused_even_with_the_socket_open_to_all(rig: Rig) -> No
             "s.sendall(b'{\"v\":1,\"op\":\"status\"}\\n'); sys.stdout.write(s.makefile().read())"
         )
         proc = subprocess.run(
-            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-I", "-c",
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", other_user_python(), "-I", "-c",
              client, str(rundir / "kubetray.sock")],
             capture_output=True, timeout=30, check=False,
         )
@@ -138,9 +139,9 @@ def test_another_uid_is_refused_even_with_the_socket_open_to_all(rig: Rig) -> No
         assert "profiles" not in reply
         assert "kubetray login" not in proc.stdout.decode()
         # and the shim itself refuses to talk to a socket another user owns
-        shim_src = str(Path(__file__).resolve().parents[2])
+        shim_src = str(readable_tree)  # the checkout itself may be in a home other users cannot enter
         shim = subprocess.run(
-            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-I", "-S", "-c",
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", other_user_python(), "-I", "-S", "-c",
              f"import sys; sys.path.insert(0, {shim_src!r}); from shim.main import main; main()", "get-token"],
             env={"KUBETRAY_SOCKET": str(rundir / "kubetray.sock"), "PATH": "/usr/bin:/bin"},
             capture_output=True, timeout=30, check=False,

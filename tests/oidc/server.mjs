@@ -5,7 +5,9 @@
 //
 // Environment: OIDC_TOKEN_TTL (seconds, access and ID tokens; default 3600).
 // Prints one JSON line {issuer, jwks_uri, ...} once listening, then one JSON line per token-endpoint
-// event ({"event": "grant.success", "grant_type": ...}) and revocation event; never a token. Exits on SIGTERM.
+// event ({"event": "grant.success", "grant_type": ..., "issued": [tokens]}): the tokens only so the test
+// process (the one reader of this pipe) can check none leaked; it writes them nowhere. Revocations are
+// reported as {"event": "revocation.success", "token_kind": ...} (no token). Exits on SIGTERM.
 
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -143,7 +145,11 @@ server.listen(Number(argv.port), '127.0.0.1', () => {
   }, ['username', 'password', 'scope']);
 
   const say = (doc) => process.stdout.write(`${JSON.stringify(doc)}\n`);
-  provider.on('grant.success', (ctx) => say({ event: 'grant.success', grant_type: ctx.oidc.params.grant_type }));
+  // `issued` carries the tokens of the response, on this pipe only, for the test run's leak check.
+  provider.on('grant.success', (ctx) => say({
+    event: 'grant.success', grant_type: ctx.oidc.params.grant_type,
+    issued: ['access_token', 'id_token', 'refresh_token'].map((k) => ctx.body?.[k]).filter(Boolean),
+  }));
   provider.on('grant.error', (ctx, err) => say({
     event: 'grant.error', grant_type: ctx.oidc.params?.grant_type, error: err.error || String(err.message),
   }));

@@ -18,6 +18,8 @@ import argparse
 import json
 import signal
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -68,6 +70,7 @@ class EntraAuthority:
         user: TestUser = DEFAULT_USER,
         echo_default_scope: bool = True,
         allowed_client_ids: frozenset[str] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.ca = ca
         self.workdir = workdir
@@ -80,7 +83,7 @@ class EntraAuthority:
             tenant_id=tenant_id, host_url=self._server.url, user=user,
             access_token_lifetime=access_token_lifetime, device_poll_interval=device_poll_interval,
             device_code_lifetime=device_code_lifetime, auto_approve_device_after=auto_approve_device_after,
-            echo_default_scope=echo_default_scope, allowed_client_ids=allowed_client_ids,
+            echo_default_scope=echo_default_scope, allowed_client_ids=allowed_client_ids, clock=clock,
         )
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -259,6 +262,11 @@ class EntraAuthority:
         with self._state.lock:
             self._state.access_token_lifetime = seconds
 
+    def set_id_token_lifetime(self, seconds: int) -> None:
+        """Lifetime (``exp`` - ``iat``) of id_tokens issued from now on."""
+        with self._state.lock:
+            self._state.id_token_lifetime = seconds
+
     def rotate_signing_key(self, *, keep_old: bool = True) -> str:
         """Sign with a new key from now on; returns its kid."""
         return self._state.keys.rotate(keep_old=keep_old).kid
@@ -326,6 +334,10 @@ class EntraAuthority:
             error = EntraError("temporarily_unavailable", 90033, "A transient error has occurred. Please try again.")
             body = error.body(self.url)
         self._faults.add(Fault(path_suffix, status, body_bytes(body), dict(headers or {}), count))
+
+    def clear_faults(self) -> None:
+        """The provider recovers: disarm every fault ``fail_next`` armed."""
+        self._faults.clear()
 
 
 class Hold:

@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.support.rig import BIN, Rig
+from tests.support.rig import BIN, TRANSCRIPTS, Rig
 
 
 def start(rig: Rig, sock: Path | None = None) -> subprocess.Popen[bytes]:
@@ -35,7 +35,15 @@ def start(rig: Rig, sock: Path | None = None) -> subprocess.Popen[bytes]:
 def ask(path: Path, data: bytes, timeout: float = 5.0) -> list[dict[str, object]]:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
-        s.connect(str(path))
+        deadline = time.monotonic() + timeout
+        while True:  # a full listen backlog answers a timed AF_UNIX connect with EAGAIN: try again
+            try:
+                s.connect(str(path))
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
         s.sendall(data)
         chunks = []
         while chunk := s.recv(65536):
@@ -44,10 +52,12 @@ def ask(path: Path, data: bytes, timeout: float = 5.0) -> list[dict[str, object]
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, wait; the daemon's stderr joins the captured output the leak check scans."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
     try:
-        proc.communicate(timeout=10)
+        _, err = proc.communicate(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
-        proc.communicate()
+        _, err = proc.communicate()
+    TRANSCRIPTS.append(err or b"")

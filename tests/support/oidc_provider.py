@@ -38,6 +38,7 @@ class OidcProvider:
         self._proc: subprocess.Popen[bytes] | None = None
         self._events: Counter[str] = Counter()
         self._errors: list[str] = []
+        self._issued: list[str] = []  # every token the provider issued, in memory only (leak check)
         self._lock = threading.Lock()
         self._reader: threading.Thread | None = None
 
@@ -82,6 +83,7 @@ class OidcProvider:
                 doc = json.loads(line)
                 with self._lock:
                     self._events[f"{doc.get('event')}:{doc.get('grant_type') or doc.get('token_kind')}"] += 1
+                    self._issued.extend(str(t) for t in doc.get("issued") or [])
                     if doc.get("event") == "grant.error":
                         self._errors.append(f"{doc.get('grant_type')}: {doc.get('error')}")
 
@@ -96,6 +98,11 @@ class OidcProvider:
         with self._lock:
             return sum(n for k, n in self._events.items()
                        if k.split(":", 1)[0] == name and (not detail or k.split(":", 1)[1] == detail))
+
+    def issued_secrets(self) -> list[str]:
+        """Every access, ID and refresh token the provider issued (for the session's leak check)."""
+        with self._lock:
+            return list(self._issued)
 
     @property
     def grant_errors(self) -> list[str]:

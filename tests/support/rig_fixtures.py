@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
@@ -13,8 +14,15 @@ from tests.support.authority import EntraAuthority
 from tests.support.rig import CLIENT_ID, SERVER_ID, Rig
 from tests.support.tls import TestCA
 
-# Every authority any test started, for the session's leak check.
-AUTHORITIES: list[EntraAuthority] = []
+
+class Issuer(Protocol):
+    """Anything that issued tokens in this run: the test authorities, the OIDC providers, the demo's."""
+
+    def issued_secrets(self) -> list[str]: ...
+
+
+# Every issuer any test started, for the session's leak check (tests/e2e/conftest.py).
+AUTHORITIES: list[Issuer] = []
 
 
 @pytest.fixture(scope="session")

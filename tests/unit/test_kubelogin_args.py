@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from broker.core.errors import InvalidArguments
-from broker.execplugin.kubelogin_args import ENVIRONMENT_NAMES, authority_for, parse_duration, parse_get_token
+from broker.execplugin.kubelogin_args import (
+    ENVIRONMENT_NAMES,
+    authority_for,
+    parse_duration,
+    parse_exec,
+    parse_get_token,
+)
 
 AKS_SERVER = "6dae42f8-4368-4678-94ff-3960e28e3630"
 AKS_CLIENT = "80faf920-1908-4b52-b5ef-a8e7bedfc67a"
@@ -80,3 +86,22 @@ def test_bad_arguments_say_what_to_do(argv: list[str], needle: str) -> None:
 @pytest.mark.parametrize(("text", "seconds"), [("60s", 60), ("5m", 300), ("1h", 3600), ("1m30s", 90), ("1.5s", 1.5)])
 def test_go_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--authority-host", "https://[127.0.0.1:443/"],  # urlsplit: "Invalid IPv6 URL"
+        ["--redirect-url", "http://localhost:99999"],  # urlsplit's port: out of range
+        ["--redirect-url", "http://localhost:port"],
+    ],
+)
+def test_urls_python_cannot_split_are_invalid_arguments_not_internal_errors(args: list[str]) -> None:
+    # found by the fuzz test (tests/integration/test_resilience.py): these raised ValueError
+    with pytest.raises(InvalidArguments):
+        parse_exec(["get-token", "--server-id", "s", "--client-id", "c", "--tenant-id", "t", *args], {}, "/")
+
+
+def test_an_oidc_issuer_python_cannot_split_is_an_invalid_argument() -> None:
+    with pytest.raises(InvalidArguments, match="--oidc-issuer-url"):
+        parse_exec(["get-token", "--oidc-issuer-url", "https://[::1", "--oidc-client-id", "c"], {}, "/")

@@ -83,7 +83,6 @@ def test_modes_for_other_principals_get_their_own_key_and_cache() -> None:
     ropc = parse_exec([*BASE, "-l", "ropc", "--username", "u@example.test"]).profile
     assert len({interactive.key, spn.key, ropc.key}) == 3
     assert len({interactive.cache_name, spn.cache_name, ropc.cache_name}) == 3
-    assert interactive.needs_person and not spn.needs_person and not ropc.needs_person
 
 
 def test_a_context_without_secrets_keeps_the_last_non_empty_ones() -> None:
