@@ -29,13 +29,15 @@ from broker.core.clock import SystemClock
 from broker.core.errors import KubetrayError
 from broker.core.policy import Policy
 from broker.core.ports import Clock, SecretStore, TokenSource
+from broker.core.remote import RemoteGate
 from broker.core.scheduler import RefreshScheduler
 from broker.core.service import TokenService
-from broker.ipc import instance, unix
+from broker.ipc import instance, origin, unix
 from broker.ipc.handler import Handler
 from broker.ipc.server import IpcServer, Limits
 from broker.process import network
 from broker.process.paths import Paths
+from broker.store.local_only import JsonLocalOnlyStore
 from broker.store.profile_registry import JsonProfileRegistry
 
 if TYPE_CHECKING:
@@ -61,6 +63,7 @@ class Daemon:
     stopping: threading.Event
     lock: instance.InstanceLock | None = None
     info: dict[str, object] = field(default_factory=dict)  # shown by `kubetray status`
+    remote: RemoteGate | None = None  # recent remote use and local-only profiles (status, tray)
     _socket_ino: int = field(default=0, init=False)
 
     def start(self, *, refresh_thread: bool = True) -> None:
@@ -142,9 +145,10 @@ def build_headless(
     # "tray" is present from the start, so the IPC thread never sees the dict change size.
     info: dict[str, object] = {"socket": paths.socket, "keyring": keyring_name or store.describe(),
                                "log_dir": paths.log_dir, "tray": "headless", "network": network.defaults(os.environ)}
-    handler = Handler(service=service, version=__version__, info=info, on_shutdown=stopping.set)
-    server = IpcServer(listener, handler, unix.peer_is_owner, limits or Limits())
-    return Daemon(paths, service, scheduler, server, executor, stopping, lock, info)
+    remote = RemoteGate(clock, JsonLocalOnlyStore(paths.remote_policy))
+    handler = Handler(service=service, version=__version__, info=info, on_shutdown=stopping.set, remote=remote)
+    server = IpcServer(listener, handler, unix.peer_is_owner, limits or Limits(), identify=origin.identify)
+    return Daemon(paths, service, scheduler, server, executor, stopping, lock, info, remote=remote)
 
 
 # -- the other adapters, for run, the CLI and the demo ---------------------------------------------------

@@ -108,9 +108,9 @@ class UnixTransport:
         unix.secure_runtime_dir(runtime_dir)
 
     def bind(self, endpoint: str, handler: Handler, limits: Limits) -> Server:
-        from broker.ipc import unix
+        from broker.ipc import origin, unix
 
-        return IpcServer(unix.listen(endpoint), handler, unix.peer_is_owner, limits)
+        return IpcServer(unix.listen(endpoint), handler, unix.peer_is_owner, limits, identify=origin.identify)
 
 
 class PipeTransport:
