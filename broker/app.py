@@ -30,14 +30,16 @@ from broker.core.deferred import DeferredSource
 from broker.core.errors import KubetrayError
 from broker.core.policy import Policy
 from broker.core.ports import Clock, SecretStore, TokenSource
+from broker.core.remote import RemoteGate
 from broker.core.scheduler import RefreshScheduler
 from broker.core.service import TokenService
-from broker.ipc import instance
+from broker.ipc import instance, origin
 from broker.ipc import transport as transports
 from broker.ipc.handler import Handler
 from broker.ipc.server import IpcServer, Limits
 from broker.process import network
 from broker.process.paths import Paths
+from broker.store.local_only import JsonLocalOnlyStore
 from broker.store.profile_registry import JsonProfileRegistry
 
 if TYPE_CHECKING:
@@ -68,6 +70,7 @@ class Daemon:
     lock: instance.InstanceLock | None = None
     info: dict[str, object] = field(default_factory=dict)  # shown by `kubetray status`
     loading: DeferredSource | None = None  # set when the sources load after the endpoint answers
+    remote: RemoteGate | None = None  # recent remote use and local-only profiles (status, tray)
 
     def start(self, *, refresh_thread: bool = True) -> None:
         """Serve. Without ``refresh_thread`` nothing refreshes by itself: a test moving a fake clock
@@ -143,7 +146,9 @@ def build_headless(
     from broker.ipc import unix
 
     def bind(handler: Handler, lim: Limits) -> transports.Server:
-        return transports.SocketServer(IpcServer(listener, handler, unix.peer_is_owner, lim), paths.socket)
+        return transports.SocketServer(
+            IpcServer(listener, handler, unix.peer_is_owner, lim, identify=origin.identify), paths.socket
+        )
 
     return _assemble(paths, clock=clock, store=store, keyring_name=keyring_name, lock=lock, source=source,
                      os_broker_default=os_broker_default, http=http, can_open_browser=can_open_browser,
@@ -209,9 +214,10 @@ def _assemble(
     )
     scheduler = RefreshScheduler(service, clock)
     service.on_change = scheduler.poke
-    handler = Handler(service=service, version=__version__, info=info, on_shutdown=stopping.set)
+    remote = RemoteGate(clock, JsonLocalOnlyStore(paths.remote_policy))
+    handler = Handler(service=service, version=__version__, info=info, on_shutdown=stopping.set, remote=remote)
     server = bind(handler, limits or Limits())
-    return Daemon(paths, service, scheduler, server, executor, stopping, lock, info, loading)
+    return Daemon(paths, service, scheduler, server, executor, stopping, lock, info, loading, remote=remote)
 
 
 # -- the other adapters, for run, the CLI and the demo ---------------------------------------------------

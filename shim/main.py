@@ -50,6 +50,13 @@ def is_forwarded(name: str) -> bool:
     return name in FORWARDED_ENV or name.startswith(FORWARDED_ENV_PREFIXES)
 
 
+def origin() -> str:
+    """This host's name, for the daemon to show when the call is forwarded (informational only)."""
+    if sys.platform == "win32":  # nt has no uname
+        return wire.getenv("COMPUTERNAME")
+    return os.uname().nodename  # posix.uname: a builtin, no socket module
+
+
 def _q(text: str) -> str:
     return '"' + text.translate(_ESCAPES) + '"'
 
@@ -67,7 +74,7 @@ def encode_request(argv: "list[str]", environ: "dict[str, str]") -> bytes:
     except OSError:
         cwd = "/"
     line = (
-        '{"v":%d,"op":"exec","argv":[%s],"exec_info":%s,"stdin_tty":%s,"cwd":%s,"env":{%s}}\n'
+        '{"v":%d,"op":"exec","argv":[%s],"exec_info":%s,"stdin_tty":%s,"cwd":%s,"env":{%s},"origin":%s}\n'
         % (
             wire.PROTOCOL_VERSION,
             ",".join(_q(a) for a in argv),
@@ -75,6 +82,7 @@ def encode_request(argv: "list[str]", environ: "dict[str, str]") -> bytes:
             "true" if os.isatty(0) else "false",
             _q(cwd),
             env,
+            _q(origin()),
         )
     )
     return line.encode("utf-8", "surrogatepass")
@@ -239,7 +247,14 @@ def run(argv: "list[str]") -> int:
         sock = connect(path)
     except PermissionError as exc:
         return _fail("refusing to use the broker socket: %s" % (exc.strerror or exc))
-    except OSError:
+    except OSError as exc:
+        import shim
+
+        if shim.REMOTE:  # the single-file shim on an ssh host: the daemon is on the desktop, never here
+            return _fail(
+                f"nothing answers on {path} ({exc.strerror}): is the ssh session that forwards it open? "
+                "Connect with the RemoteForward lines `kubetray remote ssh-config HOST` prints on the desktop"
+            )
         from shim import launch
 
         try:

@@ -11,7 +11,8 @@ ExecCredential; the daemon signs you in once and refreshes tokens ahead of time.
 It accepts Azure kubelogin's get-token flags, so an existing kubeconfig switches by changing only
 `command:`:
   -l, --login MODE                interactive (default), devicecode, spn, msi, workloadidentity,
-                                  azurecli, or ropc (deprecated: no MFA or Conditional Access)
+                                  azurecli, azd, azurepipelines, or ropc (deprecated: no MFA or
+                                  Conditional Access)
       --server-id ID              the AKS server application id (the token's audience)
       --client-id ID              the public client application id
   -t, --tenant-id ID              the Entra tenant
@@ -26,6 +27,10 @@ It accepts Azure kubelogin's get-token flags, so an existing kubeconfig switches
       --identity-resource-id ID   (msi)
       --federated-token-file FILE (workloadidentity)
       --subscription ID           (azurecli)
+      --azure-pipelines-service-connection-id ID   (azurepipelines; with SYSTEM_ACCESSTOKEN and
+                                  SYSTEM_OIDCREQUESTURI from the pipeline step's environment)
+      --use-azurerm-env-vars      take the service principal from ARM_* (Terraform's names)
+      --local-only                kubetray: never serve this profile to an ssh-forwarded caller
       --use-os-broker             sign in through the OS's broker (Windows, macOS)
       --disable-environment-override   ignore AAD_*/AZURE_* variables
 It also accepts int128/kubelogin's OpenID Connect flags (--oidc-issuer-url, --oidc-client-id, ...).

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from broker import __version__
 from broker.cli import autostart as cli_autostart
 from broker.cli import convert as cli_convert
+from broker.cli import remote as cli_remote
 
 EPILOG = """examples:
   kubetray demo                      try the whole flow locally, with nothing to set up
@@ -21,6 +22,7 @@ EPILOG = """examples:
   kubetray stop                      stop the daemon (the next kubectl call starts it again)
   kubetray shim-path                 print the shim's fast launcher path, for a kubeconfig's `command:`
   kubetray autostart enable          start kubetray when you log in (status, disable)
+  kubetray remote ssh-config HOST    use these sign-ins from kubectl on an ssh host (see `remote -h`)
   kubetray completion bash           shell completion (bash, zsh, fish)
 """
 
@@ -103,6 +105,7 @@ def parser() -> argparse.ArgumentParser:
     _sub(sub, "shim-path")
     cli_convert.add_parser(sub)
     cli_autostart.add_parser(sub)
+    cli_remote.add_parser(sub)
     completion = _sub(sub, "completion")
     completion.add_argument("shell", choices=("bash", "zsh", "fish"))
     return p
@@ -126,6 +129,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "autostart":
         return cli_autostart.run(args)
+    if args.command == "remote":
+        return cli_remote.run(args)
     if args.command == "convert-kubeconfig":
         return cli_convert.run(args)
     if args.command == "shim-path":

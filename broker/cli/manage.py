@@ -190,6 +190,8 @@ def _print_result(reply: dict[str, Any]) -> None:
         print(f"refreshed {reply.get('key')} (expires {when(reply.get('expires_on'))})")
     elif kind == "signed_out":
         print(f"signed out {reply.get('key')}: its tokens are gone from the keyring and the daemon")
+        if reply.get("note"):
+            print(f"  {reply['note']}")
     elif kind == "bye":
         print("kubetray stopped")
 
@@ -206,6 +208,8 @@ def _print_status(doc: dict[str, Any]) -> None:
         values = values or "no proxy or CA variables (direct, system CAs)"
         print(f"network: {values}; from {net.get('source')}")
     profiles = doc.get("profiles") or []
+    remote: dict[str, Any] = doc["remote"] if isinstance(doc.get("remote"), dict) else {}
+    local_only = set(remote.get("local_only") or [])
     if not profiles:
         print("profiles: none yet (they appear after the first kubectl call)")
     for p in profiles:
@@ -218,3 +222,20 @@ def _print_status(doc: dict[str, Any]) -> None:
         print(f"  last refresh: {_ago(p.get('last_refresh'))}")
         if p.get("last_error"):
             print(f"  problem:      {p['last_error']}")
+        if p.get("key") in local_only:
+            print("  remote:       local-only (refused to callers forwarded through ssh)")
+    _print_remote(remote)
+
+
+def _print_remote(remote: dict[str, Any]) -> None:
+    """Recent use through a forwarded socket; the host is what the remote shim said (not verified)."""
+    recent = remote.get("recent") or []
+    if not recent:
+        return
+    print("\nremote use (host as the remote shim named it; the ssh relay is what the kernel showed):")
+    for use in recent:
+        outcome = "refused (local-only)" if use.get("refused") else "served"
+        if isinstance(use.get("count"), int) and use["count"] > 1:
+            outcome += f" ({use['count']} calls)"
+        print(f"  {_ago(use.get('at'))}  {use.get('origin')} via {use.get('via')}  profile {use.get('profile')}  "
+              f"{outcome}")

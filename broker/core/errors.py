@@ -108,6 +108,12 @@ class Forbidden(KubetrayError):
     code = "forbidden"
 
 
+class LocalOnly(KubetrayError):
+    """A caller forwarded from another machine (ssh) asked for a profile marked local-only."""
+
+    code = "local_only"
+
+
 def error_id() -> str:
     """A short random id that ties a message a person sees to the log record with the traceback."""
     return secrets.token_hex(3)

@@ -13,6 +13,8 @@ LOGIN_ROPC = "ropc"
 LOGIN_MSI = "msi"
 LOGIN_WORKLOAD = "workloadidentity"
 LOGIN_AZURECLI = "azurecli"
+LOGIN_AZD = "azd"  # the Azure Developer CLI's `azd auth token`
+LOGIN_PIPELINES = "azurepipelines"  # an Azure Pipelines service connection (workload identity federation)
 LOGIN_OIDC = "oidc"
 # Modes where a person takes part in the sign-in; every other mode acquires on its own.
 PERSON_LOGINS = frozenset({LOGIN_INTERACTIVE, LOGIN_DEVICECODE})
@@ -55,6 +57,7 @@ class Profile:
     identity_resource_id: str = ""
     federated_token_file: str = ""
     subscription: str = ""
+    service_connection_id: str = ""  # azurepipelines
     use_os_broker: bool = False
     # Generic OpenID Connect (login "oidc"): authority is the issuer URL.
     grant_type: str = ""
@@ -84,6 +87,8 @@ class Profile:
         if self.login not in PERSON_LOGINS:
             parts += [self.login, self.username, self.identity_resource_id, self.subscription,
                       self.tenant_id, self.grant_type, self.client_certificate, self.federated_token_file]
+            if self.service_connection_id:  # only when set: the keys of older profiles stay as they were
+                parts.append(self.service_connection_id)
         # The account and the TLS trust join only when set, so existing keys stay what they were.
         parts += self._partition()
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
@@ -100,6 +105,14 @@ class Profile:
         if self.env_scope:
             parts.append("env=" + self.env_scope)
         return parts
+
+    @property
+    def needs_person(self) -> bool:
+        """True when a sign-in needs a person (browser or device code); every other mode acquires on its
+        own, from what is on this machine (which is why forwarded callers are served only these)."""
+        if self.login == LOGIN_OIDC:
+            return self.grant_type in (GRANT_AUTHCODE, GRANT_DEVICE_CODE)
+        return self.login in PERSON_LOGINS
 
     @property
     def cache_name(self) -> str:
@@ -145,18 +158,27 @@ class Secrets:
     client_secret: str = field(default="", repr=False)
     password: str = field(default="", repr=False)
     certificate_password: str = field(default="", repr=False)
+    # azurepipelines: the job's SYSTEM_ACCESSTOKEN and SYSTEM_OIDCREQUESTURI (per job, so memory only too)
+    pipeline_access_token: str = field(default="", repr=False)
+    oidc_request_uri: str = field(default="", repr=False)
 
     def __bool__(self) -> bool:
-        return bool(self.client_secret or self.password or self.certificate_password)
+        return bool(self.client_secret or self.password or self.certificate_password
+                    or self.pipeline_access_token or self.oidc_request_uri)
 
 
 @dataclass(frozen=True)
 class Parsed:
-    """What one get-token call asks for: the profile, its secrets (memory only) and notes for the person."""
+    """What one get-token call asks for: the profile, its secrets (memory only) and notes for the person.
+
+    ``local_only``: the kubeconfig said ``--local-only`` (never served to a forwarded caller; a local
+    call with it marks the profile local-only in the daemon, see broker/core/remote.py).
+    """
 
     profile: Profile
     secrets: Secrets = Secrets()
     notes: tuple[str, ...] = ()
+    local_only: bool = False
 
 
 @dataclass(frozen=True)

@@ -37,10 +37,13 @@ class TokenSource(Protocol):
         """Run an interactive sign-in (browser or device code), reporting to ``progress``."""
         ...
 
-    def sign_out(self, profile: Profile) -> None:
-        """Forget every token this source holds for the profile's sign-in group, in memory and at rest.
+    def sign_out(self, profile: Profile) -> str | None:
+        """Forget every token this source holds for the profile's sign-in group, in memory and at rest
+        (revoking it at the provider first where the provider offers that).
 
-        A call of this source still running for the profile must not write its result back afterwards."""
+        A call of this source still running for the profile must not write its result back afterwards.
+        Returns a sentence for the person (e.g. whether the refresh token was revoked), or None. Never
+        raises for a failed revocation: the local deletion still happens."""
         ...
 
 

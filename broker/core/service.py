@@ -117,9 +117,10 @@ class TokenService:
             raise BadRequest(f"no profile {key!r}; `kubetray status` lists them")
         return self._fly(state.profile, FlightKind.REFRESH, None, None, person_present=False, allow_auto=False)
 
-    def logout(self, key: str) -> None:
+    def logout(self, key: str) -> str | None:
         """Sign the profile out: forget its token and the caller context it kept (secrets included),
         then have the source forget what it holds (keyring included). Blocks on the source's I/O.
+        Returns the source's note for the person (e.g. whether the refresh token was revoked), or None.
 
         Serialised with the profile's flights by a generation counter: a refresh or sign-in still
         running finishes into nothing, and its caller is told the profile was signed out.
@@ -139,7 +140,7 @@ class TokenService:
             records = [s.to_record() for s in self._states.values()]
         self._save(records)
         self._changed()
-        self.source.sign_out(profile)  # the source's revocation, keyring deletion and app closing
+        return self.source.sign_out(profile)  # the source's revocation, keyring deletion and app closing
 
     def profile(self, key: str) -> Profile | None:
         with self._lock:

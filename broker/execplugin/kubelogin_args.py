@@ -14,10 +14,12 @@ from collections.abc import Mapping, Sequence
 
 from broker.core.errors import InvalidArguments
 from broker.core.model import (
+    LOGIN_AZD,
     LOGIN_AZURECLI,
     LOGIN_DEVICECODE,
     LOGIN_INTERACTIVE,
     LOGIN_MSI,
+    LOGIN_PIPELINES,
     LOGIN_ROPC,
     LOGIN_SPN,
     LOGIN_WORKLOAD,
@@ -38,12 +40,10 @@ ENVIRONMENTS: Mapping[str, str] = {
 ENVIRONMENT_NAMES = ("AzurePublicCloud", "AzureChinaCloud", "AzureUSGovernmentCloud")
 
 SUPPORTED_LOGINS = (LOGIN_INTERACTIVE, LOGIN_DEVICECODE, LOGIN_SPN, LOGIN_ROPC, LOGIN_MSI, LOGIN_WORKLOAD,
-                    LOGIN_AZURECLI)
-# Modes kubelogin has that kubetray does not; named so the error can say so.
-KNOWN_LOGINS = (*SUPPORTED_LOGINS, "azd", "azurepipelines")
+                    LOGIN_AZURECLI, LOGIN_AZD, LOGIN_PIPELINES)
 
 _BOOL_FLAGS = ("--disable-instance-discovery", "--legacy", "--pop-enabled", "--disable-environment-override",
-               "--use-os-broker")
+               "--use-os-broker", "--local-only", "--use-azurerm-env-vars")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
 
 
@@ -74,7 +74,11 @@ def _parser() -> _Parser:
     p.add_argument("--identity-resource-id", default="")
     p.add_argument("--federated-token-file", default="")
     p.add_argument("--subscription", default="")
+    p.add_argument("--azure-pipelines-service-connection-id", dest="service_connection_id", default="")
+    p.add_argument("--use-azurerm-env-vars", action="store_true")
     p.add_argument("--use-os-broker", action="store_true")
+    # kubetray's own: never serve this profile to a caller forwarded from another machine (ssh).
+    p.add_argument("--local-only", action="store_true")
     # Accepted so converted kubeconfigs keep working; they change nothing here.
     p.add_argument("--legacy", action="store_true")
     p.add_argument("--pop-enabled", action="store_true")
@@ -132,13 +136,23 @@ def _redirect_port(url: str) -> int | None:
 
 
 # Environment overrides, in kubelogin's order: a later name wins over an earlier one.
-_ENV_OVERRIDES: tuple[tuple[str, tuple[str, ...]], ...] = (
+_CLIENT_ENV: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("client_id", ("AAD_SERVICE_PRINCIPAL_CLIENT_ID", "AZURE_CLIENT_ID")),
     ("client_secret", ("AAD_SERVICE_PRINCIPAL_CLIENT_SECRET", "AZURE_CLIENT_SECRET")),
     ("client_certificate", ("AAD_SERVICE_PRINCIPAL_CLIENT_CERTIFICATE", "AZURE_CLIENT_CERTIFICATE_PATH")),
     ("client_certificate_password",
      ("AAD_SERVICE_PRINCIPAL_CLIENT_CERTIFICATE_PASSWORD", "AZURE_CLIENT_CERTIFICATE_PASSWORD")),
     ("tenant_id", ("AZURE_TENANT_ID",)),
+)
+# --use-azurerm-env-vars: the Terraform azurerm provider's names replace the five above (and only those).
+_ARM_ENV: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("client_id", ("ARM_CLIENT_ID",)),
+    ("client_secret", ("ARM_CLIENT_SECRET",)),
+    ("client_certificate", ("ARM_CLIENT_CERTIFICATE_PATH",)),
+    ("client_certificate_password", ("ARM_CLIENT_CERTIFICATE_PASSWORD",)),
+    ("tenant_id", ("ARM_TENANT_ID",)),
+)
+_USER_ENV: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("username", ("AAD_USER_PRINCIPAL_NAME", "AZURE_USERNAME")),
     ("password", ("AAD_USER_PRINCIPAL_PASSWORD", "AZURE_PASSWORD")),
     ("login", ("AAD_LOGIN_METHOD",)),
@@ -147,6 +161,12 @@ _WORKLOAD_ENV = (
     ("client_id", "AZURE_CLIENT_ID"),
     ("federated_token_file", "AZURE_FEDERATED_TOKEN_FILE"),
     ("authority_host", "AZURE_AUTHORITY_HOST"),
+)
+# azurepipelines: the service connection's values fill only what the flags left empty.
+_PIPELINES_ENV = (
+    ("client_id", "AZURESUBSCRIPTION_CLIENT_ID"),
+    ("tenant_id", "AZURESUBSCRIPTION_TENANT_ID"),
+    ("service_connection_id", "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID"),
 )
 # What each mode cannot do without (beyond the secrets checked separately).
 _REQUIRED: Mapping[str, tuple[str, ...]] = {
@@ -157,7 +177,10 @@ _REQUIRED: Mapping[str, tuple[str, ...]] = {
     LOGIN_WORKLOAD: ("server_id", "client_id", "tenant_id", "federated_token_file"),
     LOGIN_MSI: ("server_id",),
     LOGIN_AZURECLI: ("server_id",),
+    LOGIN_AZD: ("server_id",),
+    LOGIN_PIPELINES: ("server_id", "client_id", "tenant_id", "service_connection_id"),
 }
+_FLAG_NAMES = {"service_connection_id": "--azure-pipelines-service-connection-id"}
 
 
 # The caller's variables that choose WHICH identity a mode gets (not how to reach it): they join the
@@ -175,14 +198,19 @@ def env_scope(login: str, env: Mapping[str, str]) -> str:
 
 
 def _apply_environment(ns: argparse.Namespace, env: Mapping[str, str]) -> None:
-    """kubelogin's UpdateFromEnv: AAD_LOGIN_METHOD picks the mode, AZURE_* override flags."""
-    for attr, names in _ENV_OVERRIDES:
+    """kubelogin's UpdateFromEnv: AAD_LOGIN_METHOD picks the mode, AZURE_* (or ARM_*) override flags."""
+    for attr, names in (*(_ARM_ENV if ns.use_azurerm_env_vars else _CLIENT_ENV), *_USER_ENV):
         for name in names:
             if name in env:
                 setattr(ns, attr, env[name])
-    if str(ns.login).lower() == LOGIN_WORKLOAD:
+    login = str(ns.login).lower()
+    if login == LOGIN_WORKLOAD:
         for attr, name in _WORKLOAD_ENV:
             if name in env:
+                setattr(ns, attr, env[name])
+    if login == LOGIN_PIPELINES:
+        for attr, name in _PIPELINES_ENV:
+            if not getattr(ns, attr) and name in env:
                 setattr(ns, attr, env[name])
 
 
@@ -210,20 +238,24 @@ def parse_exec(argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: s
     if not ns.disable_environment_override:
         _apply_environment(ns, env or {})
     login = str(ns.login).lower()
-    if login not in KNOWN_LOGINS:
-        raise InvalidArguments(f"unknown --login {ns.login!r}; use one of {', '.join(SUPPORTED_LOGINS)}")
     if login not in SUPPORTED_LOGINS:
-        raise InvalidArguments(
-            f"--login {login} is not supported by this kubetray version; use one of {', '.join(SUPPORTED_LOGINS)}"
-        )
+        raise InvalidArguments(f"unknown --login {ns.login!r}; use one of {', '.join(SUPPORTED_LOGINS)}")
     for attr in _REQUIRED[login]:
         if not getattr(ns, attr):
-            flag = "--" + attr.replace("_", "-")
+            flag = _FLAG_NAMES.get(attr) or "--" + attr.replace("_", "-")
             raise InvalidArguments(f"{flag} is required for --login {login}; add it to the kubeconfig's args")
+    pipeline_token, oidc_uri = (env or {}).get("SYSTEM_ACCESSTOKEN", ""), (env or {}).get("SYSTEM_OIDCREQUESTURI", "")
+    if login == LOGIN_PIPELINES and not (pipeline_token and oidc_uri):
+        missing = "SYSTEM_ACCESSTOKEN" if not pipeline_token else "SYSTEM_OIDCREQUESTURI"
+        raise InvalidArguments(
+            f"--login azurepipelines needs {missing} in the environment: map it into the step "
+            "(env: SYSTEM_ACCESSTOKEN: $(System.AccessToken)) and run inside an AzureCLI@2 task or similar")
     if ns.tenant_id and not re.fullmatch(r"[A-Za-z0-9.\-_]+", ns.tenant_id):
         raise InvalidArguments(f"--tenant-id {ns.tenant_id!r} is not a tenant id or domain name")
     secrets = Secrets(client_secret=ns.client_secret, password=ns.password,
                       certificate_password=ns.client_certificate_password)
+    if login == LOGIN_PIPELINES:
+        secrets = Secrets(pipeline_access_token=pipeline_token, oidc_request_uri=oidc_uri)
     if login == LOGIN_SPN and not (ns.client_secret or ns.client_certificate):
         raise InvalidArguments(
             "--login spn needs --client-secret or --client-certificate (or AAD_SERVICE_PRINCIPAL_CLIENT_SECRET, "
@@ -246,9 +278,11 @@ def parse_exec(argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: s
         identity_resource_id=ns.identity_resource_id if login == LOGIN_MSI else "",
         federated_token_file=absolute_path(ns.federated_token_file, cwd) if login == LOGIN_WORKLOAD else "",
         subscription=ns.subscription if login == LOGIN_AZURECLI else "",
+        service_connection_id=ns.service_connection_id if login == LOGIN_PIPELINES else "",
         use_os_broker=bool(ns.use_os_broker) and login == LOGIN_INTERACTIVE,
         env_scope=env_scope(login, env or {}),
     )
     notes = ("kubetray: --login ropc is deprecated (it cannot satisfy MFA or Conditional Access); "
              "prefer interactive, devicecode or spn",) if login == LOGIN_ROPC else ()
-    return Parsed(profile, secrets if login in (LOGIN_SPN, LOGIN_ROPC) else Secrets(), notes)
+    return Parsed(profile, secrets if login in (LOGIN_SPN, LOGIN_ROPC, LOGIN_PIPELINES) else Secrets(), notes,
+                  local_only=bool(ns.local_only))

@@ -26,7 +26,8 @@ from broker.core.model import (
 from broker.execplugin.goflags import normalise_bools
 
 GRANT_TYPES = (GRANT_AUTHCODE, GRANT_DEVICE_CODE, GRANT_PASSWORD, GRANT_CLIENT_CREDENTIALS)
-_BOOL_FLAGS = ("--oidc-use-access-token", "--insecure-skip-tls-verify", "--skip-open-browser", "--force-refresh")
+_BOOL_FLAGS = ("--oidc-use-access-token", "--insecure-skip-tls-verify", "--skip-open-browser", "--force-refresh",
+               "--local-only")
 # Scopes MSAL adds by itself (and refuses to be given).
 _RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access"})
 
@@ -58,6 +59,7 @@ def _parser() -> _Parser:
     p.add_argument("--token-cache-dir", default="")
     p.add_argument("--skip-open-browser", action="store_true")
     p.add_argument("--force-refresh", action="store_true")
+    p.add_argument("--local-only", action="store_true")  # kubetray's own; see kubelogin_args
     p.add_argument("-v", "--v", dest="verbosity", default="")
     return p
 
@@ -150,4 +152,4 @@ def parse(argv: Sequence[str], cwd: str = "") -> Parsed:
         insecure_skip_tls_verify=bool(ns.insecure_skip_tls_verify),
     )
     secrets = Secrets(client_secret=ns.oidc_client_secret, password=ns.password if grant == GRANT_PASSWORD else "")
-    return Parsed(profile, secrets, tuple(notes))
+    return Parsed(profile, secrets, tuple(notes), local_only=bool(ns.local_only))

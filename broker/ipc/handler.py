@@ -13,14 +13,16 @@ import json
 import logging
 import os
 import secrets
+import socket
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from broker.core.errors import BadRequest, InvalidArguments, KubetrayError, UnsupportedVersion, unexpected
+from broker.core.errors import BadRequest, Forbidden, InvalidArguments, KubetrayError, UnsupportedVersion, unexpected
 from broker.core.model import Parsed, Profile, RequestContext, Token
+from broker.core.remote import LOCAL, Caller, RemoteGate, clean_origin
 from broker.core.service import TokenService
 from broker.core.state import ProfileStatus
 from broker.execplugin.execcred import exec_credential, parse_exec_info
@@ -32,6 +34,11 @@ from shim.main import is_forwarded
 log = logging.getLogger(__name__)
 
 Send = Callable[[bytes], None]
+
+# What a caller forwarded from another machine may ask: a credential, and whether anyone is there.
+# Management (status lists accounts, logout and shutdown disrupt, login opens the desktop's browser
+# unasked) stays with the people at the desktop.
+REMOTE_OPS = frozenset({"ping", "exec"})
 
 
 # Bounds on one request's fields (the whole line is bounded by wire.MAX_REQUEST_BYTES already).
@@ -52,6 +59,7 @@ class Handler:
     version: str = "0"
     info: dict[str, object] = field(default_factory=dict)  # socket, keyring backend, … for status
     on_shutdown: Callable[[], None] | None = None
+    remote: RemoteGate | None = None  # local-only profiles and recent remote use; None: no remote policy
 
     def __post_init__(self) -> None:
         # Cached per (apiVersion, token) so the hot path does no JSON encoding.
@@ -60,21 +68,27 @@ class Handler:
         # distinct call maps to, by a keyed digest, so the hot path skips argparse and nothing secret
         # of the call (--client-secret in argv, AZURE_CLIENT_SECRET) is held as a cache key.
         self._memo_key = secrets.token_bytes(32)
-        self._memo: OrderedDict[bytes, Profile] = OrderedDict()
+        self._memo: OrderedDict[bytes, tuple[Profile, bool]] = OrderedDict()  # (profile, --local-only)
         self._memo_lock = threading.Lock()
 
     def _make_credential_line(self, api_version: str, token: Token) -> bytes:
         expiration = self.service.serve_until(token)
         return framing.credential(exec_credential(api_version, token.access_token, expiration))
 
-    async def handle(self, line: bytes, send: Send) -> None:
+    async def handle(self, line: bytes, send: Send, caller: Caller = LOCAL) -> None:
         try:
             request = self._decode(line)
             op = request.get("op")
             method = getattr(self, f"_op_{op}", None) if isinstance(op, str) and op.isidentifier() else None
             if method is None:
                 raise BadRequest(f"unknown op {op!r}; this daemon speaks protocol version {wire.PROTOCOL_VERSION}")
-            await method(request, send)
+            if caller.forwarded and op not in REMOTE_OPS:
+                raise Forbidden(f"`{op}` is not served to callers forwarded through {caller.via}; "
+                                "run `kubetray` on the desktop where the daemon runs")
+            if op == "exec":
+                await self._op_exec(request, send, caller)
+            else:
+                await method(request, send)
         except KubetrayError as exc:
             send(framing.error(exc))
         except Exception as exc:
@@ -101,7 +115,7 @@ class Handler:
     async def _op_ping(self, request: dict[str, Any], send: Send) -> None:
         send(framing.reply("pong", pid=os.getpid(), version=self.version))
 
-    async def _op_exec(self, request: dict[str, Any], send: Send) -> None:
+    async def _op_exec(self, request: dict[str, Any], send: Send, caller: Caller = LOCAL) -> None:
         argv = _argv(request)
         raw_info = request.get("exec_info")
         if raw_info is not None and not isinstance(raw_info, str):
@@ -110,16 +124,38 @@ class Handler:
             # The cluster's CA bundle can be large: only the line's own limit applies to it.
             _check_text(raw_info, "KUBERNETES_EXEC_INFO", wire.MAX_REQUEST_BYTES)
         env, cwd = _env(request), _cwd(request)
+        if caller.forwarded:
+            # The caller's PATH, proxies, CA bundle, identity endpoint, token files and cwd name things on
+            # ANOTHER machine; used here they would pick programs and files on this one. None of it is
+            # taken: the daemon's own network applies, and only person sign-ins are served (RemoteGate).
+            env, cwd = {}, ""
+        info = _parse_info(raw_info)  # a malformed KUBERNETES_EXEC_INFO is bad_request before anything else
         memo = self._memo_digest(argv, env, cwd)
-        profile = self._remembered(memo)
-        info = _parse_info(raw_info)
-        token = self.service.cached(profile) if profile is not None else None
-        if token is None:
+        remembered = self._remembered(memo)
+        parsed: Parsed | None = None
+        if remembered is None:
             parsed = self._parse_and_remember(memo, argv, env, cwd)
+            remembered = (parsed.profile, parsed.local_only)
+        profile, local_only = remembered
+        origin = clean_origin(request.get("origin"))
+        if self.remote is not None:
+            self.remote.admit(caller, origin, profile.key, local_only_flag=local_only,
+                              person_login=profile.needs_person, login=profile.login)
+        token = self.service.cached(profile)
+        if token is None:
+            parsed = parsed or self._parse_and_remember(memo, argv, env, cwd)
             profile = parsed.profile
             for note in parsed.notes:  # said only when the daemon has to work, not on every call
                 send(framing.progress(note))
+            if caller.forwarded and profile.needs_person:
+                send(framing.progress(
+                    f"kubetray: this call came from {origin or 'a remote host'} through {caller.via}; "
+                    f"a sign-in opens on the desktop where kubetray runs ({_desktop()}): look there"))
             person = info.interactive if info.interactive is not None else request.get("stdin_tty") is True
+            # A forwarded caller's "a person is here" is a claim from another machine, and the sign-in it
+            # would start opens on this desktop: it gets the automatic sign-in policy (one attempt until a
+            # sign-in completes), never a browser tab on demand.
+            person = person and not caller.forwarded
             context = RequestContext(env, cwd, parsed.secrets)
             relay = self._relay(send, said=frozenset(parsed.notes))
             token = await self._await(self.service.get_token(profile, context, person_present=person,
@@ -142,18 +178,31 @@ class Handler:
         loop = asyncio.get_running_loop()
         for profile, _context in self._profiles(request):
             try:
-                await loop.run_in_executor(None, self.service.logout, profile.key)
+                note = await loop.run_in_executor(None, self.service.logout, profile.key)
             finally:  # whatever the keyring said, nothing of the profile stays in this handler
                 self._credential_line.cache_clear()
                 with self._memo_lock:
                     self._memo.clear()
-            send(framing.reply("signed_out", key=profile.key))
+            send(framing.reply("signed_out", key=profile.key, **({"note": note} if note else {})))
         send(framing.reply("done"))
 
     async def _op_status(self, request: dict[str, Any], send: Send) -> None:
         profiles = [view.to_json() for view in self.service.snapshot()]
+        remote = self.remote.to_json() if self.remote is not None else {"recent": [], "local_only": []}
         send(framing.reply("status", pid=os.getpid(), version=self.version, profiles=profiles,
-                           stats=self.service.stats(), **self.info))
+                           stats=self.service.stats(), remote=remote, **self.info))
+
+    async def _op_remote(self, request: dict[str, Any], send: Send) -> None:
+        """Mark profiles local-only (``local_only`` true) or serve them to forwarded callers again."""
+        if self.remote is None:
+            raise BadRequest("this daemon has no remote-use policy")
+        local_only = request.get("local_only")
+        if not isinstance(local_only, bool):
+            raise BadRequest("local_only must be true or false")
+        for profile, _context in self._profiles(request):
+            self.remote.mark(profile.key, local_only=local_only)
+            send(framing.reply("remote_policy", key=profile.key, local_only=local_only))
+        send(framing.reply("done"))
 
     async def _op_shutdown(self, request: dict[str, Any], send: Send) -> None:
         send(framing.reply("bye"))
@@ -165,14 +214,14 @@ class Handler:
         material = json.dumps([argv, sorted(env.items()), cwd], ensure_ascii=True).encode()
         return hashlib.blake2b(material, key=self._memo_key, digest_size=16).digest()
 
-    def _remembered(self, memo: bytes) -> Profile | None:
+    def _remembered(self, memo: bytes) -> tuple[Profile, bool] | None:
         with self._memo_lock:
             return self._memo.get(memo)
 
     def _parse_and_remember(self, memo: bytes, argv: list[str], env: Mapping[str, str], cwd: str) -> Parsed:
         parsed = parse_exec(argv, env, cwd)
         with self._memo_lock:
-            self._memo[memo] = parsed.profile
+            self._memo[memo] = (parsed.profile, parsed.local_only)
             self._memo.move_to_end(memo)
             while len(self._memo) > _PROFILE_MEMO:
                 self._memo.popitem(last=False)
@@ -214,6 +263,10 @@ class Handler:
             views = [v for v in views if v.state in wanted]
         found = [self.service.profile(v.key) for v in views]
         return [(p, None) for p in found if p is not None]
+
+
+def _desktop() -> str:
+    return socket.gethostname() or "this computer"
 
 
 def _check_text(value: str, what: str, limit: int = MAX_FIELD_CHARS) -> None:

@@ -9,6 +9,7 @@ type. Both layouts are unit-tested on any OS; ``peer_uid`` asks through a ``gets
 
 from __future__ import annotations
 
+import socket
 import sys
 from collections.abc import Callable
 
@@ -37,6 +38,13 @@ def parse_ucred(data: bytes) -> int:
         raise PeerCredError(str(exc)) from None
 
 
+def parse_ucred_pid(data: bytes) -> int:
+    """The pid in a Linux ``struct ucred`` (the process that connected, as of connect())."""
+    if len(data) < UCRED_SIZE:
+        raise PeerCredError(f"struct ucred is {UCRED_SIZE} bytes; got {len(data)}")
+    return int.from_bytes(data[0:4], sys.byteorder, signed=True)
+
+
 def parse_xucred(data: bytes) -> int:
     """The uid in a BSD/macOS ``struct xucred``, after checking its version and group count."""
     try:
@@ -62,3 +70,13 @@ def peer_uid(getsockopt: GetSockOpt, platform: str = sys.platform) -> int | None
         raise
     except ValueError as exc:
         raise PeerCredError(str(exc)) from None
+
+
+def peer_pid(getsockopt: GetSockOpt, platform: str = sys.platform) -> int | None:
+    """The peer's pid where the kernel tells it with the uid (Linux); None elsewhere.
+
+    macOS has LOCAL_PEERPID, but kubetray does not ask it yet: there a forwarded caller counts as local.
+    """
+    if method(platform) == "ucred":
+        return parse_ucred_pid(getsockopt(socket.SOL_SOCKET, SO_PEERCRED, UCRED_SIZE))
+    return None

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from broker.core.errors import BadRequest, Busy, Forbidden, Timeout
+from broker.core.remote import LOCAL, Caller
 from broker.ipc import framing
 from broker.ipc.handler import Handler
 from shim import wire
@@ -38,7 +39,8 @@ class Limits:
 
 
 class IpcServer:
-    """Serves ``listener`` with ``handler`` until ``stop()``; ``peer_ok`` vets each connection."""
+    """Serves ``listener`` with ``handler`` until ``stop()``; ``peer_ok`` vets each connection and
+    ``identify`` tells a forwarded (ssh) caller from a local one."""
 
     def __init__(
         self,
@@ -46,8 +48,10 @@ class IpcServer:
         handler: Handler,
         peer_ok: Callable[[socket.socket], bool],
         limits: Limits = Limits(),
+        identify: Callable[[socket.socket], Caller] | None = None,
     ) -> None:
         self._listener = listener
+        self._identify = identify
         self._handler = handler
         self._peer_ok = peer_ok
         self._limits = limits
@@ -126,9 +130,10 @@ class IpcServer:
                     send(framing.error(Forbidden("this kubetray daemon serves only the user who runs it")))
                     await _discard_request(reader)
                     return
+                caller = self._identify(sock) if self._identify is not None else LOCAL
                 line = await self._read_pending(reader, writer, send)
                 if line is not None:
-                    await self._handler.handle(line, send)
+                    await self._handler.handle(line, send, caller)
                     await writer.drain()
             finally:
                 self._active -= 1

@@ -108,9 +108,11 @@ class UnixTransport:
         unix.secure_runtime_dir(runtime_dir)
 
     def bind(self, endpoint: str, handler: Handler, limits: Limits) -> Server:
-        from broker.ipc import unix
+        from broker.ipc import origin, unix
 
-        return SocketServer(IpcServer(unix.listen(endpoint), handler, unix.peer_is_owner, limits), endpoint)
+        return SocketServer(
+            IpcServer(unix.listen(endpoint), handler, unix.peer_is_owner, limits, identify=origin.identify), endpoint
+        )
 
 
 class SocketServer:

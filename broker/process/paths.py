@@ -36,3 +36,8 @@ class Paths:
     @property
     def registry(self) -> str:
         return os.path.join(self.state_dir, "profiles.json")
+
+    @property
+    def remote_policy(self) -> str:
+        """The local-only profile keys (broker/store/local_only.py)."""
+        return os.path.join(self.state_dir, "remote.json")

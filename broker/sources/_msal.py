@@ -20,6 +20,7 @@ from broker.core.model import LOGIN_DEVICECODE, LOGIN_INTERACTIVE, Profile, Requ
 from broker.core.ports import Clock, Progress, SecretStore
 from broker.sources import _errors
 from broker.sources._loopback import loopback_receiver
+from broker.sources._revocation import ENTRA_NOTE
 from broker.sources.catalogue import printable
 from broker.sources.http import Network
 
@@ -144,10 +145,11 @@ class MsalSource:
             token = self._interactive(app, profile, progress)
         return check_account(profile, token)
 
-    def sign_out(self, profile: Profile) -> None:
+    def sign_out(self, profile: Profile) -> str | None:
         """Forget every account of this authority + client id, and delete its keyring entry (every chunk):
         an emptied cache would otherwise stay behind in the keyring. Every app on that cache is closed,
-        so a refresh or sign-in still running on one keeps what it gets to itself."""
+        so a refresh or sign-in still running on one keeps what it gets to itself. Entra has no revocation
+        endpoint, so the returned note says how to end the sessions centrally."""
         with self._lock:
             apps = [a for a in self._apps.values() if a.cache_name == profile.cache_name]
             for key in [k for k, a in self._apps.items() if a.cache_name == profile.cache_name]:
@@ -159,6 +161,7 @@ class MsalSource:
                     app.app.remove_account(account)
                 app.cache.has_state_changed = False
         self._store.delete(profile.cache_name)
+        return ENTRA_NOTE
 
     # -- flows -------------------------------------------------------------------------------------
     def _interactive(self, app: _App, profile: Profile, progress: Progress) -> Token:

@@ -17,7 +17,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msal
@@ -34,7 +34,7 @@ from broker.core.model import (
     Token,
 )
 from broker.core.ports import Clock, Progress, SecretStore
-from broker.sources import _errors
+from broker.sources import _errors, _revocation
 from broker.sources._loopback import LoopbackReceiver, loopback_receiver
 from broker.sources._msal import poll_device_flow
 from broker.sources._oidc_http import VerifyingSession, trust_for
@@ -52,6 +52,7 @@ class _App:
     cache: msal.SerializableTokenCache
     lock: threading.Lock
     closed: bool = False  # signed out: a call still running on it writes nothing back
+    client_secret: str = field(default="", repr=False)  # to authenticate the revocation at logout
 
 
 def jwt_expiry(token: str) -> float:
@@ -118,19 +119,39 @@ class OidcSource:
             return self._device_code(app, profile, progress)
         return self._authcode(app, profile, progress)
 
-    def sign_out(self, profile: Profile) -> None:
-        """Forget the profile's accounts and delete its keyring entry; every app of the profile is
-        closed, so a refresh still running on one writes nothing back."""
+    def sign_out(self, profile: Profile) -> str | None:
+        """Revoke the profile's refresh tokens at the provider (RFC 7009, when it offers that), then forget
+        its accounts and delete its keyring entry whatever the provider said; every app of the profile is
+        closed, so a refresh still running on one writes nothing back. Returns how revocation went (None:
+        there was nothing to revoke)."""
         with self._lock:
-            apps = [self._apps.pop(k) for k in [k for k in self._apps if k[0] == profile.key]]
-        for app in apps:
+            found = [(k, self._apps.pop(k)) for k in [k for k in self._apps if k[0] == profile.key]]
+        tokens: set[str] = set()
+        secret, network = "", Network.of({})
+        for (_, _fingerprint, app_network), app in found:
             with app.lock:
                 app.closed = True
+                tokens |= _refresh_tokens(app.cache, profile.client_id)
+            secret, network = secret or app.client_secret, app_network
+        if not found and profile.grant_type != GRANT_CLIENT_CREDENTIALS:
+            # After a restart no app is open: the refresh token is only in the keyring.
+            cache = msal.SerializableTokenCache()
+            with contextlib.suppress(ValueError, KubetrayError):
+                cache.deserialize(self._store.load(profile.cache_name) or "{}")
+            tokens |= _refresh_tokens(cache, profile.client_id)
+        note = None
+        if tokens:
+            session = self._session_factory(trust_for(profile, network), network)
+            note = _revocation.revoke(session, profile.authority, profile.client_id, secret, sorted(tokens),
+                                      timeout=min(30.0, max(5.0, profile.timeout)))
+        for _app_key, app in found:
+            with app.lock:
                 for account in app.app.get_accounts():
                     app.app.remove_account(account)
                 app.cache.has_state_changed = False
         if profile.grant_type != GRANT_CLIENT_CREDENTIALS:
             self._store.delete(profile.cache_name)
+        return note
 
     # -- grants ------------------------------------------------------------------------------------
     def _authcode(self, app: _App, profile: Profile, progress: Progress) -> Token:
@@ -275,7 +296,7 @@ class OidcSource:
                     if secret else msal.PublicClientApplication(profile.client_id, **common))
             for old in [k for k in self._apps if k[0] == profile.key]:
                 del self._apps[old]
-            found = self._apps[key] = _App(app, cache, threading.Lock())
+            found = self._apps[key] = _App(app, cache, threading.Lock(), client_secret=secret)
             return found
 
     def _persist(self, profile: Profile, app: _App) -> None:
@@ -287,6 +308,12 @@ class OidcSource:
             except KubetrayError:  # keep the token in memory; retried on the next change
                 return
             app.cache.has_state_changed = False
+
+
+def _refresh_tokens(cache: msal.SerializableTokenCache, client_id: str) -> set[str]:
+    """The refresh tokens a token cache holds for ``client_id`` (for revocation; never logged)."""
+    items = cache.search(msal.TokenCache.CredentialType.REFRESH_TOKEN, query={"client_id": client_id})
+    return {str(item.get("secret")) for item in items if item.get("secret")}
 
 
 def _warn_if_insecure(profile: Profile, progress: Progress | None) -> None:

@@ -12,11 +12,13 @@ from typing import Any
 
 from broker.core.errors import InvalidArguments
 from broker.core.model import (
+    LOGIN_AZD,
     LOGIN_AZURECLI,
     LOGIN_DEVICECODE,
     LOGIN_INTERACTIVE,
     LOGIN_MSI,
     LOGIN_OIDC,
+    LOGIN_PIPELINES,
     LOGIN_ROPC,
     LOGIN_SPN,
     LOGIN_WORKLOAD,
@@ -49,8 +51,8 @@ class LoginRouter:
     def sign_in(self, profile: Profile, context: RequestContext, progress: Progress) -> Token:
         return self._source(profile).sign_in(profile, context, progress)
 
-    def sign_out(self, profile: Profile) -> None:
-        self._source(profile).sign_out(profile)
+    def sign_out(self, profile: Profile) -> str | None:
+        return self._source(profile).sign_out(profile)
 
 
 def build_router(
@@ -64,11 +66,13 @@ def build_router(
 ) -> LoginRouter:
     """Every login mode's source, sharing the keyring store and the clock. Secrets and the caller's
     environment reach them with each request (RequestContext), never through a shared table."""
+    from broker.sources._azd import AzdSource
     from broker.sources._azurecli import AzureCliSource
     from broker.sources._confidential import ConfidentialSource
     from broker.sources._managed_identity import ManagedIdentitySource
     from broker.sources._msal import MsalSource
     from broker.sources._oidc import OidcSource
+    from broker.sources._pipelines import PipelinesSource
     from broker.sources._ropc import RopcSource
     from broker.sources.browser import can_open_browser as default_can_open_browser
     from broker.sources.http import BoundedSession
@@ -90,5 +94,7 @@ def build_router(
         LOGIN_WORKLOAD: confidential,
         LOGIN_MSI: ManagedIdentitySource(clock, http_client_factory=http),
         LOGIN_AZURECLI: AzureCliSource(clock),
+        LOGIN_AZD: AzdSource(clock),
+        LOGIN_PIPELINES: PipelinesSource(clock, http_client_factory=http),
         LOGIN_OIDC: OidcSource(store, clock, can_open_browser=browser, stopping=stopping),
     })

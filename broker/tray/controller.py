@@ -22,6 +22,7 @@ from broker.core.autostart import Autostart
 from broker.core.errors import KubetrayError
 from broker.core.model import Token
 from broker.core.ports import Clock
+from broker.core.remote import RemoteGate
 from broker.core.service import TokenService
 from broker.core.state import ProfileView
 from broker.tray import presenter
@@ -66,8 +67,10 @@ class TrayController:
         open_logs: Callable[[str], None] = open_folder,
         tick: float = TICK_SECONDS,
         contexts: Callable[[], Mapping[str, Sequence[str]]] | None = None,
+        remote: RemoteGate | None = None,
     ) -> None:
         self._contexts = contexts
+        self._remote = remote
         self._contexts_seen: tuple[float, tuple[tuple[str, tuple[str, ...]], ...]] = (float("-inf"), ())
         self._service = service
         self._view = view
@@ -155,6 +158,9 @@ class TrayController:
         with self._lock:
             info = self._info
         info = replace(info, contexts=self._current_contexts())
+        if self._remote is not None:
+            info = replace(info, remote=tuple(self._remote.recent()),
+                           local_only=tuple(sorted(self._remote.local_only())))
         if self._autostart is None:
             return info
         try:
@@ -239,8 +245,14 @@ class TrayController:
         if profile is None:
             return
 
-        # The service owns logout (memory, keyring, a refresh racing it); the tray only asks.
-        self._guarded("sign out", lambda: self._service.logout(key))
+        def sign_out() -> None:
+            # The service owns logout (memory, keyring, a refresh racing it); the tray only asks, and
+            # passes on what the source had to say (revoked at the provider, or how to revoke sessions).
+            note = self._service.logout(key)
+            if note:
+                self._view.notify("Signed out", note)
+
+        self._guarded("sign out", sign_out)
 
     def _refresh(self, key: str) -> None:
         try:

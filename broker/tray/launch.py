@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from broker.core.autostart import Autostart
+from broker.core.remote import RemoteGate
 from broker.core.service import TokenService
 from broker.tray.controller import TrayController
 from broker.tray.presenter import TrayInfo
@@ -34,6 +35,7 @@ class Serving(Protocol):
 
     service: TokenService
     stopping: threading.Event
+    remote: RemoteGate | None
 
 
 def serve(daemon: Serving, info: TrayInfo, *, report: Report | None = None,
@@ -50,7 +52,7 @@ def serve(daemon: Serving, info: TrayInfo, *, report: Report | None = None,
     controller = TrayController(
         daemon.service, _NoView(), info, clock=daemon.service.clock,
         stop=daemon.stopping.set, autostart=autostart,
-        contexts=contexts,
+        contexts=contexts, remote=daemon.remote,
     )
     try:
         view = TrayView.create(controller)

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from broker.core.remote import RemoteUse
 from broker.core.state import (
     STATE_ERROR,
     STATE_OK,
@@ -74,6 +75,9 @@ class TrayInfo:
     tray_note: str = ""
     # profile key → the kubeconfig contexts that use it (pairs, so the model stays hashable and comparable)
     contexts: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # Recent use through a forwarded socket (most recent first) and the local-only profile keys.
+    remote: tuple[RemoteUse, ...] = ()
+    local_only: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -170,7 +174,37 @@ def _ordered(views: Iterable[ProfileView]) -> list[ProfileView]:
     return sorted(views, key=lambda v: (who(v).lower(), v.key))
 
 
-def profile_item(view: ProfileView, now: float, contexts: Sequence[str] = ()) -> Item:
+def ago_text(then: float, now: float) -> str:
+    """"3 min ago", minute-granular like expires_text."""
+    minutes = int(max(0.0, now - then) // 60)
+    if minutes < 1:
+        return "just now"
+    if minutes < 120:
+        return f"{minutes} min ago"
+    return f"{minutes // 60} h ago"
+
+
+# Remote uses listed in the menu; status shows all the daemon keeps.
+REMOTE_SHOWN = 5
+
+
+def remote_item(uses: Sequence[RemoteUse], names: Mapping[str, str], now: float) -> Item | None:
+    """"Remote use" submenu: host (as the remote shim named it), profile, when; None when there was none."""
+    if not uses:
+        return None
+    lines = []
+    for use in uses[:REMOTE_SHOWN]:
+        outcome = " (refused: local-only)" if use.refused else ""
+        if use.count > 1:
+            outcome += f", {use.count} calls"
+        profile = names.get(use.profile, use.profile)
+        lines.append(Item(_short(f"{use.origin} via {use.via}: {profile}, {ago_text(use.at, now)}{outcome}", 90),
+                          enabled=False))
+    latest = uses[0]
+    return Item(_short(f"Remote use: {latest.origin}, {ago_text(latest.at, now)}", 60), submenu=tuple(lines))
+
+
+def profile_item(view: ProfileView, now: float, contexts: Sequence[str] = (), local_only: bool = False) -> Item:
     details = [
         Item(f"Account: {view.account or 'not signed in'}", enabled=False),
         Item(f"Tenant: {view.tenant_id}" if view.tenant_id else f"Authority: {view.authority}", enabled=False),
@@ -179,6 +213,8 @@ def profile_item(view: ProfileView, now: float, contexts: Sequence[str] = ()) ->
     if contexts:
         details.append(Item(_short(f"Contexts: {', '.join(contexts)}", 90), enabled=False))
     details.append(Item(status_text(view, now).capitalize(), enabled=False))
+    if local_only:
+        details.append(Item("Local-only: refused to ssh hosts", enabled=False))
     if view.last_error and view.state in (STATE_ERROR, STATE_SIGN_IN_REQUIRED):
         details.append(Item(f"Problem: {_short(view.last_error, 90)}", enabled=False))
     can_refresh = view.state in (STATE_OK, STATE_ERROR)
@@ -203,13 +239,16 @@ def build(views: Sequence[ProfileView], info: TrayInfo, now: float) -> TrayModel
     ordered = _ordered(views)
     contexts = dict(info.contexts)
     if ordered:
-        profiles = tuple(profile_item(v, now, contexts.get(v.key, ())) for v in ordered)
+        local_only = set(info.local_only)
+        profiles = tuple(profile_item(v, now, contexts.get(v.key, ()), v.key in local_only) for v in ordered)
     else:
         profiles = (Item("No profiles yet: run kubectl once", enabled=False),)
+    remote = remote_item(info.remote, {v.key: who(v) for v in ordered}, now)
     autostart_label = "Start at login" if info.autostart is not None else (
         f"Start at login ({info.autostart_note})" if info.autostart_note else "Start at login (unavailable)")
     menu = (
         *profiles,
+        *((remote,) if remote is not None else ()),
         SEPARATOR,
         Item("Sign in to all", SIGN_IN_ALL, enabled=any(v.state in NEEDS_SIGN_IN for v in ordered)),
         SEPARATOR,

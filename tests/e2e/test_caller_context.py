@@ -70,9 +70,12 @@ def _set_client_id(rig: Rig, client_id: str) -> None:
 
 
 @pytest.fixture
-def reaped() -> Iterator[list[subprocess.Popen[bytes]]]:
+def reaped(erig: Rig) -> Iterator[list[subprocess.Popen[bytes]]]:  # noqa: F811
+    """Daemons a test started itself: stopped through the rig first, then reaped (never left running)."""
     procs: list[subprocess.Popen[bytes]] = []
     yield procs
+    if procs:
+        erig.stop_daemon()
     for proc in procs:
         try:
             proc.wait(20)

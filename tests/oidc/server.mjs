@@ -6,7 +6,8 @@
 // Environment: OIDC_TOKEN_TTL (seconds, access and ID tokens; default 3600).
 // Prints one JSON line {issuer, jwks_uri, ...} once listening, then one JSON line per token-endpoint
 // event ({"event": "grant.success", "grant_type": ..., "issued": [tokens]}): the tokens only so the test
-// process (the one reader of this pipe) can check none leaked; it writes them nowhere. Exits on SIGTERM.
+// process (the one reader of this pipe) can check none leaked; it writes them nowhere. Revocations are
+// reported as {"event": "revocation.success", "token_kind": ...} (no token). Exits on SIGTERM.
 
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -152,6 +153,17 @@ server.listen(Number(argv.port), '127.0.0.1', () => {
   provider.on('grant.error', (ctx, err) => say({
     event: 'grant.error', grant_type: ctx.oidc.params?.grant_type, error: err.error || String(err.message),
   }));
+  // Revocation (RFC 7009) at logout. oidc-provider 9 emits only `revocation.error`, so successes are
+  // reported from here: `revocation.success` with the kind of token the provider found and destroyed
+  // (RFC 7009 answers 200 for unknown tokens too, so the kind is what tells a real revocation).
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.oidc?.route === 'revocation' && ctx.status === 200) {
+      const { RefreshToken, AccessToken } = ctx.oidc.entities;
+      say({ event: 'revocation.success', token_kind: RefreshToken ? 'refresh_token' : AccessToken ? 'access_token' : 'unknown' });
+    }
+  });
+  provider.on('revocation.error', (_ctx, err) => say({ event: 'revocation.error', error: err.error || String(err.message) }));
   provider.on('server_error', (_ctx, err) => process.stderr.write(`server_error: ${err.stack}\n`));
 
   const callback = provider.callback();

@@ -82,7 +82,7 @@ class OidcProvider:
             with contextlib.suppress(ValueError):
                 doc = json.loads(line)
                 with self._lock:
-                    self._events[f"{doc.get('event')}:{doc.get('grant_type')}"] += 1
+                    self._events[f"{doc.get('event')}:{doc.get('grant_type') or doc.get('token_kind')}"] += 1
                     self._issued.extend(str(t) for t in doc.get("issued") or [])
                     if doc.get("event") == "grant.error":
                         self._errors.append(f"{doc.get('grant_type')}: {doc.get('error')}")
@@ -92,6 +92,12 @@ class OidcProvider:
         with self._lock:
             return sum(n for k, n in self._events.items()
                        if k.startswith("grant.success:") and k.endswith(grant_type))
+
+    def events(self, name: str, detail: str = "") -> int:
+        """How many events ``name`` (e.g. ``revocation.success``, detail ``refresh_token``) it reported."""
+        with self._lock:
+            return sum(n for k, n in self._events.items()
+                       if k.split(":", 1)[0] == name and (not detail or k.split(":", 1)[1] == detail))
 
     def issued_secrets(self) -> list[str]:
         """Every access, ID and refresh token the provider issued (for the session's leak check)."""

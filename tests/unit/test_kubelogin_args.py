@@ -64,7 +64,9 @@ def test_short_flags_go_bools_and_extras() -> None:
     ("argv", "needle"),
     [
         (["get-token", "--client-id", "c", "--tenant-id", "t"], "--server-id is required"),
-        ([*BASE, "--login", "azd"], "not supported by this kubetray version"),
+        ([*BASE, "--login", "azurepipelines"], "--azure-pipelines-service-connection-id is required"),
+        ([*BASE, "--login", "azurepipelines", "--azure-pipelines-service-connection-id", "sc"],
+         "needs SYSTEM_ACCESSTOKEN in the environment"),
         ([*BASE, "--login", "magic"], "unknown --login"),
         ([*BASE, "--bogus"], "unknown argument '--bogus'"),
         ([*BASE, "--timeout", "soon"], "not a duration"),
