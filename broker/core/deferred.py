@@ -73,5 +73,5 @@ class DeferredSource:
     def sign_in(self, profile: Profile, context: RequestContext, progress: Progress) -> Token:
         return self._ready().sign_in(profile, context, progress)
 
-    def sign_out(self, profile: Profile) -> None:
-        self._ready().sign_out(profile)
+    def sign_out(self, profile: Profile) -> str | None:
+        return self._ready().sign_out(profile)

@@ -43,8 +43,8 @@ def test_disable_environment_override_ignores_the_environment() -> None:
 def test_workload_identity_reads_its_four_variables_and_resolves_relative_paths() -> None:
     env = {"AZURE_CLIENT_ID": "wi", "AZURE_TENANT_ID": "t2", "AZURE_FEDERATED_TOKEN_FILE": "tok",
            "AZURE_AUTHORITY_HOST": "https://login.microsoftonline.us/"}
-    p = parse_exec(["get-token", "-l", "workloadidentity", "--server-id", "srv"], env, "/work/dir").profile
-    assert (p.client_id, p.tenant_id, p.federated_token_file) == ("wi", "t2", "/work/dir/tok")
+    p = parse_exec(["get-token", "-l", "workloadidentity", "--server-id", "srv"], env, "/srv/project").profile
+    assert (p.client_id, p.tenant_id, p.federated_token_file) == ("wi", "t2", "/srv/project/tok")
     assert p.authority == "https://login.microsoftonline.us/t2"
 
 
