@@ -46,3 +46,21 @@ def rig(desktop_session: object, ca: TestCA, tmp_path: Path) -> Iterator[Rig]:
         the_rig.stop_daemon()
         apiserver.stop()
         authority.stop()
+        _forget_kubetray_items()
+
+
+def _forget_kubetray_items() -> None:
+    """Delete what this test's daemon kept in the run's keyring.
+
+    The next test's authority may get the same free port, hence the same authority URL and keyring entry;
+    a token cache left behind would then be served to it, signed by keys its API server never saw.
+    """
+    import secretstorage
+
+    connection = secretstorage.dbus_init()
+    try:
+        collection = secretstorage.get_default_collection(connection)
+        for item in collection.search_items({"service": "kubetray"}):
+            item.delete()
+    finally:
+        connection.close()
