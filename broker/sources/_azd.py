@@ -10,27 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import shutil
-import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 
-from broker.core.errors import AuthError, InvalidArguments, LoginRequired, ProviderUnreachable
+from broker.core.errors import AuthError
 from broker.core.model import Profile, RequestContext, Token
-from broker.core.ports import Clock, Progress
-from broker.sources.catalogue import printable
+from broker.core.ports import Progress
+from broker.sources._cli import Cli, CliSource, not_found
 
-Runner = Callable[[Sequence[str], float, Mapping[str, str]], "subprocess.CompletedProcess[bytes]"]
-Which = Callable[[str, str], "str | None"]
-
-
-def _run(argv: Sequence[str], timeout: float, env: Mapping[str, str]) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(list(argv), capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False,
-                          env=dict(env))
-
-
-def _which(name: str, path: str) -> str | None:
-    return shutil.which(name, path=path)
+AZD = Cli("azd", "the Azure Developer CLI", "azd", "azd auth login")
 
 
 def azd_argv(azd: str, profile: Profile) -> list[str]:
@@ -56,46 +43,24 @@ def parse_azd_token(stdout: bytes) -> tuple[str, float]:
     return token, when.timestamp()
 
 
-class AzdSource:
+class AzdSource(CliSource):
     """TokenSource for ``azd`` profiles."""
-
-    def __init__(self, clock: Clock, *, run: Runner = _run, which: Which = _which,
-                 base_env: Mapping[str, str] | None = None) -> None:
-        self._clock = clock
-        self._run = run
-        self._which = which
-        self._base_env = os.environ if base_env is None else base_env
 
     def acquire_silent(
         self, profile: Profile, context: RequestContext, *, force_refresh: bool, account_id: str = ""
     ) -> Token:
-        path = context.get("PATH")
-        if not path:
-            raise LoginRequired("--login azd looks for `azd` on kubectl's PATH, which the daemon learns with each "
-                                "call; run kubectl again")
-        return self.acquire_with(profile, self._which("azd", path), {**self._base_env, **context.env})
+        azd, env = self.locate(AZD, context)
+        return self.acquire_with(profile, azd, env)
 
     def acquire_with(self, profile: Profile, azd: str | None, env: Mapping[str, str]) -> Token:
         """Run ``azd`` (its resolved path, or None when it was not found) in ``env`` for the profile's token."""
         if azd is None:
-            raise InvalidArguments("--login azd needs the Azure Developer CLI (`azd`) on kubectl's PATH (the user "
-                                   "entry's exec.env counts); install it or add its directory to PATH")
+            raise not_found(AZD)
         started = self._clock.now()
+        stdout = self.output(AZD, azd_argv(azd, profile), profile.timeout, env,
+                             error_line=lambda line: "ERROR" in line.upper())
         try:
-            proc = self._run(azd_argv(azd, profile), max(5.0, profile.timeout), env)
-        except subprocess.TimeoutExpired as exc:
-            raise ProviderUnreachable(f"`azd auth token` did not finish in {int(profile.timeout)} s") from exc
-        except OSError as exc:
-            raise InvalidArguments(
-                f"cannot run the Azure Developer CLI ({exc.strerror}); check its installation") from exc
-        if proc.returncode != 0:
-            # azd's stderr says what is wrong ("not logged in, run `azd auth login`"); it carries no token.
-            lines = [ln.strip() for ln in proc.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
-            reason = next((ln for ln in lines if "ERROR" in ln.upper()), lines[0] if lines else "no output")
-            raise AuthError(f"the Azure Developer CLI could not get a token ({printable(reason)[:300]}); "
-                            "run `azd auth login`", error="azd")
-        try:
-            token, expires_on = parse_azd_token(proc.stdout)
+            token, expires_on = parse_azd_token(stdout)
         except ValueError as exc:
             raise AuthError("the Azure Developer CLI printed no token this kubetray understands; update azd",
                             error="azd") from exc
