@@ -204,3 +204,30 @@ def test_a_session_is_private_and_leaves_nothing_behind(desktop_session: Isolate
         assert not session.keyring_locked()
     assert not root.exists()
     assert not any(_alive(pid) for pid in pids)
+
+
+def test_a_session_whose_keyring_vanished_gets_it_back_with_its_items(desktop_session: IsolatedSession) -> None:
+    import signal
+
+    import secretstorage
+    from jeepney.io.blocking import open_dbus_connection
+
+    def collection(bus_address: str) -> tuple[object, secretstorage.Collection]:
+        connection = open_dbus_connection(bus=bus_address)
+        return connection, secretstorage.get_default_collection(connection)
+
+    with IsolatedSession() as session:
+        assert session.ensure_keyring() == ""
+        connection, login = collection(session.bus_address)
+        with closing(connection):  # type: ignore[type-var]
+            login.create_item("kept", {"service": "kubetray-test"}, b"value")
+        keyring_pid = session.pids[-1]
+        os.kill(keyring_pid, signal.SIGKILL)
+        said = session.ensure_keyring()
+        assert said.startswith("gnome-keyring had stopped (exit status -9)"), said
+        assert session.pids[-1] != keyring_pid and _alive(session.pids[-1])
+        connection, login = collection(session.bus_address)
+        with closing(connection):  # type: ignore[type-var]
+            (item,) = login.search_items({"service": "kubetray-test"})
+            assert item.get_secret() == b"value"
+        assert session.ensure_keyring() == ""

@@ -3,6 +3,7 @@ keyring and D-Bus session."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
@@ -12,6 +13,7 @@ import pytest
 from tests.support.apiserver import ApiServer
 from tests.support.authority import EntraAuthority
 from tests.support.rig import CLIENT_ID, SERVER_ID, Rig
+from tests.support.session import IsolatedSession
 from tests.support.tls import TestCA
 
 
@@ -31,8 +33,11 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
 
 
 @pytest.fixture
-def rig(desktop_session: object, ca: TestCA, tmp_path: Path) -> Iterator[Rig]:
-    env = dict(desktop_session.env)  # type: ignore[attr-defined]
+def rig(desktop_session: IsolatedSession, ca: TestCA, tmp_path: Path) -> Iterator[Rig]:
+    revived = desktop_session.ensure_keyring()
+    if revived:  # shown with this test's output: the run goes on, and the cause is on record
+        print(f"rig: {revived}", file=sys.stderr)
+    env = dict(desktop_session.env)
     authority = EntraAuthority(ca, tmp_path / "authority", auto_approve_device_after=0.3).start()
     AUTHORITIES.append(authority)
     apiserver = ApiServer(

@@ -68,6 +68,7 @@ class IsolatedSession:
         self._root: Path | None = None
         self._env: dict[str, str] = {}
         self._processes: list[subprocess.Popen[bytes]] = []
+        self._keyring: subprocess.Popen[bytes] | None = None
 
     @property
     def root(self) -> Path:
@@ -174,7 +175,7 @@ class IsolatedSession:
         # --foreground keeps the daemon our child, so close() knows its PID; the newline on stdin makes
         # --unlock create an unlocked login keyring (an empty stdin creates none).
         command = ["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"]
-        daemon = self._spawn(command, stdin=subprocess.PIPE, log="gnome-keyring.log")
+        daemon = self._keyring = self._spawn(command, stdin=subprocess.PIPE, log="gnome-keyring.log")
         assert daemon.stdin is not None
         daemon.stdin.write(LOGIN_PASSWORD)
         daemon.stdin.close()
@@ -184,6 +185,27 @@ class IsolatedSession:
                 if daemon.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"gnome-keyring did not come up: {self._log_tail('gnome-keyring.log')}")
                 time.sleep(0.01)
+
+    def ensure_keyring(self) -> str:
+        """Start gnome-keyring again if it is gone; "" when it was serving, else what had become of it.
+
+        gnome-keyring has been seen to vanish in the middle of a long run on a loaded machine, after
+        which every later test of the run failed with "no keyring". The login keyring's file is still in
+        this session's HOME, so a new daemon unlocks the same keyring with the same password.
+        """
+        daemon = self._keyring
+        with open_dbus_connection(bus=self.bus_address) as bus:
+            if daemon is not None and daemon.poll() is None and self._keyring_ready(bus):
+                return ""
+        status = daemon.poll() if daemon is not None else None
+        what = f"gnome-keyring had stopped (exit status {status}); its log ends: {self._log_tail('gnome-keyring.log')}"
+        if daemon is not None:
+            if daemon.poll() is None:
+                daemon.terminate()
+                daemon.wait(timeout=5)
+            self._processes.remove(daemon)
+        self._start_keyring()
+        return what
 
     def _keyring_ready(self, bus: DBusConnection) -> bool:
         """The Secret Service owns its name and has an unlocked default collection."""
