@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import warnings
 from contextlib import closing
 from pathlib import Path
@@ -223,6 +224,9 @@ def test_a_session_whose_keyring_vanished_gets_it_back_with_its_items(desktop_se
             login.create_item("kept", {"service": "kubetray-test"}, b"value")
         keyring_pid = session.pids[-1]
         os.kill(keyring_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while _alive(keyring_pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
         said = session.ensure_keyring()
         assert said.startswith("gnome-keyring had stopped (exit status -9)"), said
         assert session.pids[-1] != keyring_pid and _alive(session.pids[-1])

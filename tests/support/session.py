@@ -19,7 +19,7 @@ from types import TracebackType
 
 from jeepney import DBus, DBusAddress, Message, Properties, new_method_call
 from jeepney.io.blocking import DBusConnection, open_dbus_connection
-from jeepney.wrappers import unwrap_msg
+from jeepney.wrappers import DBusErrorResponse, unwrap_msg
 
 SECRETS = "org.freedesktop.secrets"
 SERVICE_PATH = "/org/freedesktop/secrets"
@@ -194,9 +194,13 @@ class IsolatedSession:
         this session's HOME, so a new daemon unlocks the same keyring with the same password.
         """
         daemon = self._keyring
-        with open_dbus_connection(bus=self.bus_address) as bus:
-            if daemon is not None and daemon.poll() is None and self._keyring_ready(bus):
-                return ""
+        if daemon is not None and daemon.poll() is None:
+            try:
+                with open_dbus_connection(bus=self.bus_address) as bus:
+                    if self._keyring_ready(bus):
+                        return ""
+            except DBusErrorResponse:  # e.g. NoReply: it went away in the middle of the question
+                pass
         status = daemon.poll() if daemon is not None else None
         what = f"gnome-keyring had stopped (exit status {status}); its log ends: {self._log_tail('gnome-keyring.log')}"
         if daemon is not None:
