@@ -67,7 +67,7 @@ def encode_request(argv: "list[str]", environ: "dict[str, str]") -> bytes:
     env = ",".join(
         _q(k) + ":" + _q(v)
         for k, v in environ.items()
-        if k in FORWARDED_ENV or k.startswith(FORWARDED_ENV_PREFIXES)
+        if is_forwarded(k)
     )
     try:
         cwd = os.getcwd()
