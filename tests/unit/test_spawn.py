@@ -9,6 +9,7 @@ import os
 import socket
 import struct
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -56,9 +57,9 @@ def test_extra_names_pass_only_when_they_are_neither_hooks_nor_secrets() -> None
 
 
 def test_the_command_is_an_isolated_interpreter_and_the_environment_cannot_choose_it(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:
-    monkeypatch.setenv("KUBETRAY_DAEMON_COMMAND", "/bin/sh -c 'touch /tmp/pwned'")
+    monkeypatch.setenv("KUBETRAY_DAEMON_COMMAND", f"/bin/sh -c 'touch {tmp_path}/pwned'")
     argv = launch.daemon_command("linux")
     assert argv[1:] == ["-I", "-m", "broker", "run", "--detach"]
     assert os.path.isabs(argv[0]) and "sh" not in os.path.basename(argv[0])
