@@ -20,13 +20,13 @@ import os
 import socket
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from broker import __version__
 from broker.core.clock import SystemClock
-from broker.core.deferred import DeferredSource
+from broker.core.deferred import DeferredSource, DeferredStore
 from broker.core.errors import KubetrayError
 from broker.core.policy import Policy
 from broker.core.ports import Clock, SecretStore, TokenSource
@@ -34,16 +34,17 @@ from broker.core.remote import RemoteGate
 from broker.core.scheduler import RefreshScheduler
 from broker.core.service import TokenService
 from broker.ipc import instance, origin
-from broker.ipc import transport as transports
-from broker.ipc.handler import Handler
-from broker.ipc.server import IpcServer, Limits
 from broker.process import network
 from broker.process.paths import Paths
 from broker.store.local_only import JsonLocalOnlyStore
 from broker.store.profile_registry import JsonProfileRegistry
+from broker.store.token_vault import KeyringTokenVault
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the server and asyncio load after the first answers (broker/ipc/early.py)
     from broker.core.autostart import Autostart
+    from broker.ipc import transport as transports
+    from broker.ipc.handler import Handler
+    from broker.ipc.server import Limits
     from broker.store.keyring_store import KeyringSecretStore
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,6 @@ class Daemon:
     def start(self, *, refresh_thread: bool = True) -> None:
         """Serve. Without ``refresh_thread`` nothing refreshes by itself: a test moving a fake clock
         calls ``scheduler.tick()`` where the thread would have woken up."""
-        self.service.restore()
         if refresh_thread:
             self.scheduler.start()
         self.server.start()
@@ -104,6 +104,7 @@ def build_daemon(
     transport: transports.Transport | None = None,
     clock: Clock | None = None,
     source: TokenSource | None = None,
+    first_wait: float = 0.0,
 ) -> Daemon:
     """The real broker on this platform's endpoint for ``paths.socket`` (the caller has checked nobody
     else serves it), bound through ``transport`` (default: ``transports.select()``).
@@ -111,15 +112,44 @@ def build_daemon(
     Give ``store`` to build the sign-in sources now, or ``open_store`` to open the keyring and build them
     in a thread once the endpoint answers: requests wait for them, and if they cannot load, every waiting
     request gets the reason and the daemon stops (``Daemon.loading.error``).
+
+    ``first_wait`` > 0 (``kubetray run``): before anything else loads, answer the callers already waiting
+    whose tokens the keyring holds (broker/ipc/early.py), waiting this long for the first one.
     """
+    from broker.ipc import transport as transports
+
     transport = transport or transports.select()
     transport.prepare(paths.runtime_dir)
     endpoint = transport.endpoint(paths.socket)
+    listener = transport.listen(endpoint)
+    reader = _quick_reader() if first_wait > 0 and listener is not None and store is None else None
+    adopted: list[socket.socket] = []
+
+    def answer_first(service: TokenService, remote: RemoteGate) -> None:
+        if listener is None or reader is None:
+            return
+        from broker.execplugin.kubelogin_args import parse_exec
+        from broker.ipc import early, unix
+
+        answers = early.FirstAnswers(service, KeyringTokenVault(None, reader).load, parse_exec,
+                                     unix.peer_is_owner, origin.identify, remote)
+        adopted.extend(answers.run(listener, first_wait=first_wait))
+
     return _assemble(
         paths, clock=clock or SystemClock(), store=store, open_store=open_store, keyring_name=keyring_name,
         lock=lock, source=source, os_broker_default=os.environ.get("KUBETRAY_OS_BROKER") == "1",
-        bind=lambda handler, limits: transport.bind(endpoint, handler, limits),
+        bind=lambda handler, limits: transport.bind(endpoint, handler, limits, listener=listener, adopted=adopted),
+        vault_reader=reader, before_serving=answer_first,
     )
+
+
+def _quick_reader() -> Any:
+    """The keyring reader that needs no `keyring` import, where one reads what the store writes here."""
+    import sys
+
+    from broker.store import secret_service
+
+    return secret_service.SecretServiceReader() if secret_service.applies(os.environ, sys.platform) else None
 
 
 def build_headless(
@@ -143,7 +173,9 @@ def build_headless(
     moves it); ``http`` and ``can_open_browser`` reach every login mode's source; ``source`` replaces
     the sources altogether. ``listener`` is a listening Unix socket at ``paths.socket``.
     """
+    from broker.ipc import transport as transports
     from broker.ipc import unix
+    from broker.ipc.server import IpcServer
 
     def bind(handler: Handler, lim: Limits) -> transports.Server:
         return transports.SocketServer(
@@ -170,8 +202,14 @@ def _assemble(
     can_open_browser: Callable[[], bool] | None = None,
     policy: Policy | None = None,
     limits: Limits | None = None,
+    vault_reader: Any = None,
+    before_serving: Callable[[TokenService, RemoteGate], None] | None = None,
 ) -> Daemon:
     stopping = threading.Event()
+    # The vault writes through the store the sources get; until that is open, reads go through
+    # ``vault_reader`` when there is one (and wait for the store when that cannot tell).
+    late_store = DeferredStore()
+    vault = KeyringTokenVault(store if store is not None else late_store, vault_reader)
     # "tray" is present from the start, so the IPC thread never sees the dict change size.
     info: dict[str, object] = {"socket": paths.socket, "keyring": keyring_name or "opening",
                                "log_dir": paths.log_dir, "tray": "headless", "network": network.defaults(os.environ)}
@@ -184,6 +222,8 @@ def _assemble(
                 # The keyring probe waits on D-Bus / the Keychain / Credential Manager, importing msal
                 # keeps the interpreter busy: side by side, the first request waits for the longer alone.
                 opening = pool.submit(open_store) if store is None and open_store is not None else None
+                if opening is not None:  # the vault may use the keyring while msal is still importing
+                    opening.add_done_callback(_provide_to(late_store))
                 from broker.sources import _msal, _oidc  # noqa: F401  (msal, requests: while the probe waits)
                 from broker.sources.router import build_router
 
@@ -200,6 +240,7 @@ def _assemble(
                 # Shims already connected are waiting for this: their requests now fail at once with the
                 # reason. Stop a moment later, so those replies are written before the endpoint closes.
                 log.error("not serving: %s", exc.message)
+                late_store.fail(exc)
                 timer = threading.Timer(REFUSAL_GRACE, stopping.set)
                 timer.daemon = True
                 timer.start()
@@ -210,14 +251,28 @@ def _assemble(
     executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="kubetray-flight")
     service = TokenService(
         source=source, clock=clock, submit=executor.submit,
-        registry=JsonProfileRegistry(paths.registry), policy=policy or Policy(),
+        registry=JsonProfileRegistry(paths.registry), vault=vault, policy=policy or Policy(),
     )
+    service.restore()
+    remote = RemoteGate(clock, JsonLocalOnlyStore(paths.remote_policy))
+    if before_serving is not None:
+        before_serving(service, remote)
+    from broker.ipc.handler import Handler
+    from broker.ipc.server import Limits
+
     scheduler = RefreshScheduler(service, clock)
     service.on_change = scheduler.poke
-    remote = RemoteGate(clock, JsonLocalOnlyStore(paths.remote_policy))
     handler = Handler(service=service, version=__version__, info=info, on_shutdown=stopping.set, remote=remote)
     server = bind(handler, limits or Limits())
     return Daemon(paths, service, scheduler, server, executor, stopping, lock, info, loading, remote=remote)
+
+
+def _provide_to(late_store: DeferredStore) -> Callable[[Future[SecretStore]], None]:
+    def provide(opened: Future[SecretStore]) -> None:
+        if opened.exception() is None:
+            late_store.provide(opened.result())
+
+    return provide
 
 
 # -- the other adapters, for run, the CLI and the demo ---------------------------------------------------

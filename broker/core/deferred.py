@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from broker.core.errors import KubetrayError
 from broker.core.model import Profile, RequestContext, Token
-from broker.core.ports import Progress, TokenSource
+from broker.core.ports import Progress, SecretStore, TokenSource
 
 log = logging.getLogger(__name__)
 
@@ -75,3 +75,40 @@ class DeferredSource:
 
     def sign_out(self, profile: Profile) -> str | None:
         return self._ready().sign_out(profile)
+
+
+class DeferredStore:
+    """A SecretStore that becomes usable when the loader has opened the keyring: every call waits for
+    ``provide`` (then delegates) or ``fail`` (then raises its error)."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._store: SecretStore | None = None
+        self._error: KubetrayError | None = None
+
+    def provide(self, store: SecretStore) -> None:
+        self._store = store
+        self._done.set()
+
+    def fail(self, error: KubetrayError) -> None:
+        if not self._done.is_set():
+            self._error = error
+            self._done.set()
+
+    def _ready(self) -> SecretStore:
+        self._done.wait()
+        if self._store is None:
+            raise self._error or KubetrayError("the keyring did not open")
+        return self._store
+
+    def load(self, name: str) -> str | None:
+        return self._ready().load(name)
+
+    def save(self, name: str, value: str) -> None:
+        self._ready().save(name, value)
+
+    def delete(self, name: str) -> None:
+        self._ready().delete(name)
+
+    def describe(self) -> str:
+        return self._store.describe() if self._store is not None else "opening"

@@ -8,7 +8,7 @@ says what happened and what to do. Messages never contain token material.
 from __future__ import annotations
 
 import logging
-import secrets
+import os
 
 
 class KubetrayError(Exception):
@@ -116,7 +116,7 @@ class LocalOnly(KubetrayError):
 
 def error_id() -> str:
     """A short random id that ties a message a person sees to the log record with the traceback."""
-    return secrets.token_hex(3)
+    return os.urandom(3).hex()  # not `secrets`: its import (hmac, base64) is on the first call's path
 
 
 def unexpected(log: logging.Logger, exc: BaseException, what: str) -> KubetrayError:

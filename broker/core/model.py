@@ -115,6 +115,14 @@ class Profile:
         return self.login in PERSON_LOGINS
 
     @property
+    def keeps_sign_in(self) -> bool:
+        """True for the modes whose sign-in is kept in the keyring (a refresh token in a token cache):
+        the person-present modes, ROPC and generic OIDC. Only these keep their latest token there too
+        (TokenVault), so a restarted daemon answers at once; the other modes get a fresh token from
+        what is on the machine (a secret, a CLI, an identity endpoint) and keep nothing at rest."""
+        return self.login in PERSON_LOGINS or self.login in (LOGIN_ROPC, LOGIN_OIDC)
+
+    @property
     def cache_name(self) -> str:
         """Keyring entry holding MSAL's token cache for this authority + client id (+ mode).
 

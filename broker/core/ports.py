@@ -61,6 +61,17 @@ class SecretStore(Protocol):
         ...
 
 
+class TokenVault(Protocol):
+    """The latest token of each profile, kept at rest in the OS keyring beside its sign-in, so a daemon
+    started again answers the first kubectl without loading its sign-in sources. Raises StoreUnavailable."""
+
+    def load(self, key: str) -> Token | None: ...
+
+    def save(self, key: str, token: Token) -> None: ...
+
+    def forget(self, key: str) -> None: ...
+
+
 class ProfileRegistry(Protocol):
     """Non-secret metadata of the profiles the daemon has served, kept across restarts."""
 

@@ -18,7 +18,7 @@ from broker.core.errors import BadRequest, KubetrayError, LoginFailed, LoginRequ
 from broker.core.flight import Flight, FlightKind
 from broker.core.model import NO_CONTEXT, Profile, RequestContext, Token
 from broker.core.policy import Policy
-from broker.core.ports import Clock, ProfileRegistry, Progress, TokenSource
+from broker.core.ports import Clock, ProfileRegistry, Progress, TokenSource, TokenVault
 from broker.core.state import (
     STATE_ERROR,
     STATE_OK,
@@ -46,14 +46,18 @@ class TokenService:
     clock: Clock
     submit: Submit
     registry: ProfileRegistry | None = None
+    vault: TokenVault | None = None  # the latest token per profile at rest (see Profile.keeps_sign_in)
     policy: Policy = field(default_factory=Policy)
     rand: Callable[[], float] = random.random
     on_change: Callable[[], None] | None = None
     _states: dict[str, ProfileState] = field(default_factory=dict, init=False)
     _flights: dict[str, Flight] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    # Orders the vault's writes against logout's delete (taken without _lock held: keyring I/O).
+    _vault_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _stats: dict[str, int] = field(
-        default_factory=lambda: {"served_from_memory": 0, "waited": 0, "flights": 0}, init=False
+        default_factory=lambda: {"served_from_memory": 0, "served_from_vault": 0, "waited": 0, "flights": 0},
+        init=False,
     )
 
     # -- start-up ----------------------------------------------------------------------------------
@@ -84,6 +88,34 @@ class TokenService:
             state.last_used = now
             self._stats["served_from_memory"] += 1
             return state.token
+
+    def adopt(self, profile: Profile, context: RequestContext, token: Token) -> bool:
+        """Take ``token``, read from the vault by a daemon that has just started, as the profile's
+        current token if it is still servable and nothing known says otherwise (a sign-in is required,
+        a token or a flight is already there). True when taken: the caller may answer with it, and the
+        refresh schedule takes it from here (with ``context`` as the latest caller's)."""
+        now = self.clock.now()
+        if not profile.keeps_sign_in or not self.policy.is_servable(token, now):
+            return False
+        with self._lock:
+            state = self._states.setdefault(profile.key, ProfileState(profile=profile))
+            state.vault_read = True
+            if state.needs_sign_in or state.token is not None or profile.key in self._flights:
+                return False
+            self._take_from_vault(state, token, now)
+            state.context = context.with_secrets_from(state.context)
+            state.last_used = now
+        self._changed()
+        return True
+
+    def _take_from_vault(self, state: ProfileState, token: Token, now: float) -> None:
+        """Under _lock: the vault's token becomes the profile's."""
+        state.token = state.vaulted = token
+        state.warmed = True
+        state.account = token.account or state.account
+        state.home_account_id = token.home_account_id or state.home_account_id
+        state.refresh_at = self.policy.refresh_at(token, self.rand)
+        self._stats["served_from_vault"] += 1
 
     def serve_until(self, token: Token) -> float:
         return self.policy.serve_until(token)
@@ -140,6 +172,9 @@ class TokenService:
             records = [s.to_record() for s in self._states.values()]
         self._save(records)
         self._changed()
+        if self.vault is not None and profile.keeps_sign_in:
+            with self._vault_lock:  # after the generation bump: a flight's write either came before or never
+                self.vault.forget(key)
         return self.source.sign_out(profile)  # the source's revocation, keyring deletion and app closing
 
     def profile(self, key: str) -> Profile | None:
@@ -208,6 +243,10 @@ class TokenService:
 
     def _acquire(self, state: ProfileState, flight: Flight) -> Token:
         profile = state.profile
+        if flight.kind is FlightKind.OBTAIN:
+            vaulted = self._read_vault(state)
+            if vaulted is not None:
+                return vaulted
         if flight.kind is not FlightKind.SIGN_IN:
             try:
                 token = self.source.acquire_silent(
@@ -239,6 +278,43 @@ class TokenService:
             with self._lock:
                 state.auto_sign_in_blocked = True  # abandoned: no one reopens it but a person
             raise
+
+    def _read_vault(self, state: ProfileState) -> Token | None:
+        """Once per daemon life and profile, before its sources: the token the vault kept, if servable."""
+        with self._lock:
+            if self.vault is None or state.vault_read or state.token is not None or state.needs_sign_in \
+                    or not state.profile.keeps_sign_in:
+                return None
+            state.vault_read = True
+        try:
+            token = self.vault.load(state.profile.key)
+        except KubetrayError as exc:
+            log.info("could not read the saved token of %s (%s); asking its source", state.profile.key, exc.code)
+            return None
+        if token is None or not self.policy.is_servable(token, self.clock.now()):
+            return None
+        with self._lock:
+            state.vaulted = token  # _finish keeps it without writing it back
+            self._stats["served_from_vault"] += 1
+        return token
+
+    def _keep_in_vault(self, state: ProfileState, flight: Flight, token: Token) -> None:
+        """Write the profile's new token to the vault, unless a logout came since the flight began (the
+        vault lock orders this against logout's delete). A failure costs only the next restart's speed."""
+        if self.vault is None or not state.profile.keeps_sign_in:
+            return
+        with self._vault_lock:
+            with self._lock:
+                if flight.generation != state.generation or state.vaulted is token or state.token is not token:
+                    return
+            try:
+                self.vault.save(state.profile.key, token)
+            except KubetrayError as exc:
+                log.warning("could not keep the token of %s in the keyring (%s): the next restart signs in "
+                            "through its source", state.profile.key, exc.code)
+                return
+            with self._lock:
+                state.vaulted = token
 
     def _finish(self, state: ProfileState, flight: Flight, *, token: Token | None = None,
                 error: KubetrayError | None = None) -> None:
@@ -280,6 +356,7 @@ class TokenService:
         self._changed()
         if token is not None:
             flight.future.set_result(token)
+            self._keep_in_vault(state, flight, token)  # after the callers have their answer
         elif fallback is not None:
             log.warning("refresh of %s failed (%s); serving the current token", state.profile.key, error.code)  # type: ignore[union-attr]
             flight.future.set_result(fallback)

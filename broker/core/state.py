@@ -53,6 +53,10 @@ class ProfileState:
     context: RequestContext = field(default=NO_CONTEXT, repr=False)
     # Bumped by logout: a flight that started before it finds its generation stale and keeps nothing.
     generation: int = 0
+    # The token the vault holds for this profile as far as this daemon knows (the same object: nothing
+    # to write again), and whether the vault was read since the daemon started.
+    vaulted: Token | None = field(default=None, repr=False)
+    vault_read: bool = False
 
     def to_record(self) -> dict[str, object]:
         record: dict[str, object] = {name: getattr(self.profile, name) for name in _PROFILE_FIELDS}

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from broker.core.errors import BadRequest, Forbidden, InvalidArguments, KubetrayError, UnsupportedVersion, unexpected
+from broker.core.errors import BadRequest, Forbidden, KubetrayError, unexpected
 from broker.core.model import Parsed, Profile, RequestContext, Token
 from broker.core.remote import LOCAL, Caller, RemoteGate, clean_origin
 from broker.core.service import TokenService
@@ -28,8 +28,8 @@ from broker.core.state import ProfileStatus
 from broker.execplugin.execcred import exec_credential, parse_exec_info
 from broker.execplugin.kubelogin_args import parse_exec
 from broker.ipc import framing
+from broker.ipc.request import argv_of, check_text, cwd_of, decode, env_of
 from shim import wire
-from shim.main import is_forwarded
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,6 @@ Send = Callable[[bytes], None]
 REMOTE_OPS = frozenset({"ping", "exec"})
 
 
-# Bounds on one request's fields (the whole line is bounded by wire.MAX_REQUEST_BYTES already).
-MAX_ARGS = 256
-MAX_ENV = 128
-MAX_FIELD_CHARS = 32 * 1024
 _PROFILE_MEMO = 256
 
 
@@ -77,7 +73,7 @@ class Handler:
 
     async def handle(self, line: bytes, send: Send, caller: Caller = LOCAL) -> None:
         try:
-            request = self._decode(line)
+            request = decode(line)
             op = request.get("op")
             method = getattr(self, f"_op_{op}", None) if isinstance(op, str) and op.isidentifier() else None
             if method is None:
@@ -94,36 +90,19 @@ class Handler:
         except Exception as exc:
             send(framing.error(unexpected(log, exc, "internal error in the kubetray daemon")))
 
-    @staticmethod
-    def _decode(line: bytes) -> dict[str, Any]:
-        try:
-            request = json.loads(line)
-        except (ValueError, UnicodeDecodeError):
-            raise BadRequest("the request is not a JSON line") from None
-        except RecursionError:
-            raise BadRequest("the request is nested too deeply to be a kubetray request") from None
-        if not isinstance(request, dict):
-            raise BadRequest("the request must be a JSON object")
-        if request.get("v") != wire.PROTOCOL_VERSION:
-            raise UnsupportedVersion(
-                f"protocol version {request.get('v')!r} is not supported (this daemon speaks "
-                f"{wire.PROTOCOL_VERSION}); restart the daemon after upgrading: `kubetray stop`"
-            )
-        return request
-
     # -- ops ---------------------------------------------------------------------------------------
     async def _op_ping(self, request: dict[str, Any], send: Send) -> None:
         send(framing.reply("pong", pid=os.getpid(), version=self.version))
 
     async def _op_exec(self, request: dict[str, Any], send: Send, caller: Caller = LOCAL) -> None:
-        argv = _argv(request)
+        argv = argv_of(request)
         raw_info = request.get("exec_info")
         if raw_info is not None and not isinstance(raw_info, str):
             raise BadRequest("exec_info must be a string or null")
         if raw_info is not None:
             # The cluster's CA bundle can be large: only the line's own limit applies to it.
-            _check_text(raw_info, "KUBERNETES_EXEC_INFO", wire.MAX_REQUEST_BYTES)
-        env, cwd = _env(request), _cwd(request)
+            check_text(raw_info, "KUBERNETES_EXEC_INFO", wire.MAX_REQUEST_BYTES)
+        env, cwd = env_of(request), cwd_of(request)
         if caller.forwarded:
             # The caller's PATH, proxies, CA bundle, identity endpoint, token files and cwd name things on
             # ANOTHER machine; used here they would pick programs and files on this one. None of it is
@@ -248,7 +227,7 @@ class Handler:
                   only_needing_sign_in: bool = False) -> list[tuple[Profile, RequestContext | None]]:
         """The profiles a management op names: ``argv`` (like exec), ``key``, or ``all``."""
         if request.get("argv") is not None:
-            argv, env, cwd = _argv(request), _env(request), _cwd(request)
+            argv, env, cwd = argv_of(request), env_of(request), cwd_of(request)
             parsed = parse_exec(argv, env, cwd)
             return [(parsed.profile, RequestContext(env, cwd, parsed.secrets))]
         views = self.service.snapshot()
@@ -267,51 +246,6 @@ class Handler:
 
 def _desktop() -> str:
     return socket.gethostname() or "this computer"
-
-
-def _check_text(value: str, what: str, limit: int = MAX_FIELD_CHARS) -> None:
-    """Refuse what would fail later, deep inside (hashing, the keyring, a log line): lone surrogates
-    (bytes that are not UTF-8, passed through by the shim) and oversized values."""
-    if len(value) > limit:
-        raise InvalidArguments(f"{what} is longer than {limit} characters; shorten it in the kubeconfig")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidArguments(f"{what} is not valid UTF-8; fix it in the kubeconfig (or the environment)") from None
-
-
-def _argv(request: dict[str, Any]) -> list[str]:
-    argv = request.get("argv")
-    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
-        raise BadRequest("argv must be a list of strings")
-    if len(argv) > MAX_ARGS:
-        raise InvalidArguments(f"more than {MAX_ARGS} arguments; check the kubeconfig's exec args")
-    for i, arg in enumerate(argv):
-        _check_text(arg, f"argument {i + 1}")
-    return argv
-
-
-def _env(request: dict[str, Any]) -> dict[str, str]:
-    """The caller's forwarded variables, filtered again by the documented list (an older or foreign
-    client may send more: the rest is dropped here, never looked at)."""
-    env = request.get("env") or {}
-    if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
-        raise BadRequest("env must be an object of strings")
-    kept = {k: v for k, v in env.items() if is_forwarded(k)}
-    if len(kept) > MAX_ENV:
-        raise InvalidArguments(f"more than {MAX_ENV} AAD_* variables in the environment")
-    for name, value in kept.items():
-        _check_text(name, "an environment variable's name")
-        _check_text(value, f"the environment variable {name}")
-    return kept
-
-
-def _cwd(request: dict[str, Any]) -> str:
-    cwd = request.get("cwd") or ""
-    if not isinstance(cwd, str):
-        raise BadRequest("cwd must be a string")
-    _check_text(cwd, "the current directory")
-    return cwd
 
 
 _parse_info = functools.lru_cache(maxsize=64)(parse_exec_info)

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from broker.core.errors import BadRequest, Busy, Forbidden, Timeout
@@ -49,8 +49,10 @@ class IpcServer:
         peer_ok: Callable[[socket.socket], bool],
         limits: Limits = Limits(),
         identify: Callable[[socket.socket], Caller] | None = None,
+        adopted: Sequence[socket.socket] = (),
     ) -> None:
         self._listener = listener
+        self._adopted = list(adopted)  # accepted before this server ran (broker/ipc/early.py), unread
         self._identify = identify
         self._handler = handler
         self._peer_ok = peer_ok
@@ -106,10 +108,25 @@ class IpcServer:
         server = await asyncio.start_unix_server(
             self._client, sock=self._listener, limit=self._limits.max_request_bytes
         )
+        adopted, self._adopted = self._adopted, []
+        # Kept referenced until the server ends (_end_clients cancels whatever is still open then).
+        tasks = [asyncio.ensure_future(self._adopt(conn)) for conn in adopted]
         self._ready.set()
         async with server:
             await self._stopped.wait()
             server.close()
+        del tasks
+
+    async def _adopt(self, conn: socket.socket) -> None:
+        """Serve a connection accepted earlier exactly as if this server had accepted it."""
+        if sys.platform == "win32":  # the pipe transport has no early answers to hand over
+            raise RuntimeError("the socket server needs Unix domain sockets")
+        try:
+            reader, writer = await asyncio.open_unix_connection(sock=conn, limit=self._limits.max_request_bytes)
+        except OSError:
+            conn.close()
+            return
+        await self._client(reader, writer)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         def send(data: bytes) -> None:

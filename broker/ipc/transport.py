@@ -13,21 +13,25 @@ and unit-tested on Linux with a fake connection.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import queue
+import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import Future
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from broker.core.errors import BadRequest, Forbidden, KubetrayError, Timeout
 from broker.ipc import framing
-from broker.ipc.handler import Handler
-from broker.ipc.server import IpcServer, Limits
+
+if TYPE_CHECKING:  # asyncio and the server load only when serving starts (after the first answers)
+    import asyncio
+
+    from broker.ipc.handler import Handler
+    from broker.ipc.server import IpcServer, Limits
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +65,15 @@ class Transport(Protocol):
         """Create and check the per-user runtime directory (locks, start log; the socket on Unix)."""
         ...
 
-    def bind(self, endpoint: str, handler: Handler, limits: Limits) -> Server:
-        """Claim the endpoint now (errors surface before the daemon says it is up); serve on start()."""
+    def listen(self, endpoint: str) -> socket.socket | None:
+        """Claim the endpoint now, before anything else loads: the listening socket, which the first
+        answers (broker/ipc/early.py) and then ``bind`` use; None where the endpoint is not a socket."""
+        ...
+
+    def bind(self, endpoint: str, handler: Handler, limits: Limits, *, listener: socket.socket | None = None,
+             adopted: Sequence[socket.socket] = ()) -> Server:
+        """Claim the endpoint now (or take ``listener``) and serve it on start(), beginning with the
+        connections accepted already (``adopted``)."""
         ...
 
 
@@ -107,11 +118,19 @@ class UnixTransport:
 
         unix.secure_runtime_dir(runtime_dir)
 
-    def bind(self, endpoint: str, handler: Handler, limits: Limits) -> Server:
-        from broker.ipc import origin, unix
+    def listen(self, endpoint: str) -> socket.socket | None:
+        from broker.ipc import unix
 
+        return unix.listen(endpoint)
+
+    def bind(self, endpoint: str, handler: Handler, limits: Limits, *, listener: socket.socket | None = None,
+             adopted: Sequence[socket.socket] = ()) -> Server:
+        from broker.ipc import origin, unix
+        from broker.ipc.server import IpcServer
+
+        sock = listener if listener is not None else unix.listen(endpoint)
         return SocketServer(
-            IpcServer(unix.listen(endpoint), handler, unix.peer_is_owner, limits, identify=origin.identify), endpoint
+            IpcServer(sock, handler, unix.peer_is_owner, limits, identify=origin.identify, adopted=adopted), endpoint
         )
 
 
@@ -168,7 +187,11 @@ class PipeTransport:
         # Under %LOCALAPPDATA%, whose inherited ACL is already the user's; the pipe has its own DACL.
         os.makedirs(runtime_dir, exist_ok=True)
 
-    def bind(self, endpoint: str, handler: Handler, limits: Limits) -> Server:
+    def listen(self, endpoint: str) -> socket.socket | None:
+        return None  # the pipe's first instance is created by PipeServer, with its DACL
+
+    def bind(self, endpoint: str, handler: Handler, limits: Limits, *, listener: socket.socket | None = None,
+             adopted: Sequence[socket.socket] = ()) -> Server:
         from broker.ipc import windows_pipe
 
         return LoopServer(
@@ -180,6 +203,8 @@ class LoopServer:
     """An asyncio loop in the ``kubetray-ipc`` thread for the Handler, fed by a threaded transport."""
 
     def __init__(self, make: Callable[[asyncio.AbstractEventLoop], Server]) -> None:
+        import asyncio
+
         self._loop = asyncio.new_event_loop()
         try:
             self._inner = make(self._loop)
@@ -277,6 +302,8 @@ def on_loop(
     loop: asyncio.AbstractEventLoop, handle: Callable[[bytes, Send], Coroutine[Any, Any, None]]
 ) -> Dispatch:
     """A Dispatch that runs ``handle`` (Handler.handle) on ``loop``, from any thread."""
+
+    import asyncio
 
     def dispatch(line: bytes, send: Send) -> Future[None]:
         return asyncio.run_coroutine_threadsafe(handle(line, send), loop)

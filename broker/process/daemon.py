@@ -2,8 +2,10 @@
 
 The first kubectl after login, reboot or Quit starts this and waits for it, so the order matters:
   1. log, harden, choose the transport (broker/ipc/transport.py ``select``), make sure we are the only one;
-  2. build the daemon with its sign-in sources *deferred* and answer on the endpoint at once: nothing of
-     msal, requests, keyring, pystray, PIL or ruamel is imported yet (tests/unit/test_daemon_imports.py);
+  2. bind the endpoint and answer the callers already waiting whose tokens the keyring holds
+     (broker/ipc/early.py): nothing of asyncio, msal, requests, keyring, pystray, PIL or ruamel is
+     imported yet (tests/unit/test_daemon_imports.py);
+  2b. build the server with its sign-in sources *deferred* and serve everything else;
   3. open the keyring and load the sources in a thread; the first request waits for that, not for more;
   4. only then the tray (pystray and its toolkit), on the main thread as every toolkit requires.
 The adapters themselves are built in broker/app.py; this module only orders and runs them.
@@ -31,6 +33,9 @@ log = logging.getLogger(__name__)
 # How long the main thread lets the loader have the interpreter to itself before starting the tray: the
 # first request is usually waiting for the loader, and a toolkit import would compete with it for the GIL.
 LOAD_GRACE = 30.0
+# How long a daemon nobody is waiting for yet (started at login) waits for a first caller before it
+# loads the rest; a shim that started it connects within milliseconds of the socket appearing.
+FIRST_WAIT = 0.5
 
 
 def run(*, detach: bool = False, foreground_log: bool = False, headless: bool = False) -> int:
@@ -40,6 +45,8 @@ def run(*, detach: bool = False, foreground_log: bool = False, headless: bool = 
     """
     from broker.process import hardening, logsetup
 
+    if detach and sys.platform != "win32":
+        os.chdir("/")  # started by a shim (posix_spawn cannot): hold no directory of kubectl's busy
     paths = Paths.default()
     logsetup.configure(paths.log_dir)
     hardening.harden_process()
@@ -68,7 +75,8 @@ def run(*, detach: bool = False, foreground_log: bool = False, headless: bool = 
     from broker import app
 
     try:
-        daemon = app.build_daemon(paths, open_store=app.build_store, lock=lock, transport=transport)
+        daemon = app.build_daemon(paths, open_store=app.build_store, lock=lock, transport=transport,
+                                  first_wait=FIRST_WAIT)
     except KubetrayError as exc:
         if lock is not None:
             lock.release()

@@ -1,19 +1,51 @@
-"""Where kubetray keeps things, per user (platformdirs), overridable for tests and odd setups."""
+"""Where kubetray keeps things, per user, overridable for tests and odd setups.
+
+On Linux and the BSDs these are the XDG base-directory rules, computed here: what platformdirs computes
+there (tests/unit/test_paths.py compares), without its import (pathlib, tempfile: ~5 ms of the first
+kubectl after a restart, which waits for the daemon). Elsewhere platformdirs decides.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
-
-import platformdirs
 
 from shim import wire
 
 
-def _user_dir(which: Callable[..., str]) -> str:
+def user_state_dir(environ: Mapping[str, str] | None = None, platform: str | None = None) -> str:
+    """Where profiles.json and remote.json live: $XDG_STATE_HOME/kubetray (~/.local/state/kubetray)."""
+    if _is_xdg(platform):
+        return os.path.join(_xdg_state_home(os.environ if environ is None else environ), wire.APP_NAME)
+    import platformdirs
+
     # appauthor=False: %LOCALAPPDATA%\kubetray\… on Windows, not kubetray\kubetray (no effect elsewhere)
-    return which(wire.APP_NAME, appauthor=False)
+    return platformdirs.user_state_dir(wire.APP_NAME, appauthor=False)
+
+
+def user_log_dir(environ: Mapping[str, str] | None = None, platform: str | None = None) -> str:
+    """The daemon's log: $XDG_STATE_HOME/kubetray/log on Linux, as platformdirs has it."""
+    if _is_xdg(platform):
+        return os.path.join(user_state_dir(environ, platform), "log")
+    import platformdirs
+
+    return platformdirs.user_log_dir(wire.APP_NAME, appauthor=False)
+
+
+def _is_xdg(platform: str | None) -> bool:
+    return (platform or sys.platform) not in ("win32", "darwin")
+
+
+def _xdg_state_home(environ: Mapping[str, str]) -> str:
+    """$XDG_STATE_HOME when it is an absolute path (the spec: a relative one is ignored), else
+    ~/.local/state."""
+    value = environ.get("XDG_STATE_HOME", "")
+    if os.path.isabs(value):
+        return value
+    home = environ.get("HOME", "")
+    return os.path.join(home if os.path.isabs(home) else os.path.expanduser("~"), ".local", "state")
 
 
 @dataclass(frozen=True)
@@ -29,8 +61,8 @@ class Paths:
         return cls(
             runtime_dir=os.path.dirname(socket),
             socket=socket,
-            state_dir=os.environ.get("KUBETRAY_STATE_DIR") or _user_dir(platformdirs.user_state_dir),
-            log_dir=os.environ.get("KUBETRAY_LOG_DIR") or _user_dir(platformdirs.user_log_dir),
+            state_dir=os.environ.get("KUBETRAY_STATE_DIR") or user_state_dir(),
+            log_dir=os.environ.get("KUBETRAY_LOG_DIR") or user_log_dir(),
         )
 
     @property

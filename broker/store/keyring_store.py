@@ -21,9 +21,7 @@ limit; outside Windows they only decide when to chunk.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib
-import json
 import logging
 import os
 import secrets
@@ -31,7 +29,6 @@ import sys
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import cast
 
 import keyring
@@ -40,12 +37,12 @@ from keyring.backends import chainer, fail
 from keyring.errors import KeyringLocked, NoKeyringError, PasswordDeleteError
 
 from broker.core.errors import StoreUnavailable
+from broker.store import chunks
+from broker.store.chunks import MANIFEST_PREFIX, SLOTS
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SERVICE = "kubetray"
-MANIFEST_PREFIX = "kubetray-chunked:"
-SLOTS = ("a", "b")
 PROBE_NAME = "kubetray-probe"
 
 # Windows caps a credential at 2,560 bytes of UTF-16 (1,280 code units); keep a margin below it.
@@ -246,31 +243,6 @@ def _unavailable(backend: KeyringBackend, exc: Exception, doing: str) -> StoreUn
     )
 
 
-@dataclass(frozen=True)
-class _Manifest:
-    slot: str
-    n: int
-    sha256: str
-
-    def encode(self) -> str:
-        body = {"v": 1, "slot": self.slot, "n": self.n, "sha256": self.sha256}
-        return MANIFEST_PREFIX + json.dumps(body, sort_keys=True, separators=(",", ":"))
-
-    @classmethod
-    def decode(cls, text: str) -> _Manifest | None:
-        """The manifest in ``text``, or None when it is malformed or from an unknown version."""
-        try:
-            body = json.loads(text[len(MANIFEST_PREFIX) :])
-        except ValueError:
-            return None
-        if not isinstance(body, dict) or body.get("v") != 1:
-            return None
-        slot, n, digest = body.get("slot"), body.get("n"), body.get("sha256")
-        if slot not in SLOTS or type(n) is not int or n < 1 or not isinstance(digest, str):
-            return None
-        return cls(slot, n, digest)
-
-
 class KeyringSecretStore:
     """Named secrets in a keyring backend, chunked when they outgrow one entry.
 
@@ -307,25 +279,7 @@ class KeyringSecretStore:
         """The value saved under ``name``; None when absent or when its chunks are damaged."""
         _check_name(name)
         with self._lock:
-            head = self._get(name)
-            if head is None or not head.startswith(MANIFEST_PREFIX):
-                return head
-            manifest = _Manifest.decode(head)
-            if manifest is None:
-                log.warning("secret %r has an unreadable chunk manifest; treating it as absent", name)
-                return None
-            parts = []
-            for i in range(manifest.n):
-                part = self._get(_chunk_name(name, manifest.slot, i))
-                if part is None:
-                    log.warning("secret %r is missing chunk %d of %d; treating it as absent", name, i, manifest.n)
-                    return None
-                parts.append(part)
-            value = "".join(parts)
-            if _digest(value) != manifest.sha256:
-                log.warning("secret %r failed its checksum; treating it as absent", name)
-                return None
-            return value
+            return chunks.read(self._get, name)
 
     def save(self, name: str, value: str) -> None:
         """Store ``value`` under ``name``, replacing any previous value (see the module docstring)."""
@@ -333,33 +287,33 @@ class KeyringSecretStore:
         value.encode("utf-8")  # lone surrogates cannot be stored anywhere: fail before writing anything
         with self._lock:
             head = self._get(name)
-            previous = _Manifest.decode(head) if head is not None and head.startswith(MANIFEST_PREFIX) else None
-            if _units(value) <= self._chunk_size and not value.startswith(MANIFEST_PREFIX):
+            previous = chunks.manifest_of(head)
+            if chunks.units(value) <= self._chunk_size and not value.startswith(MANIFEST_PREFIX):
                 self._set(name, value)
                 # Also when the old value was plain: a crashed chunked save may have left chunks behind.
-                self._tidy(name, [(slot, 0, _known(previous, slot)) for slot in SLOTS])
+                self._tidy(name, [(slot, 0, chunks.known(previous, slot)) for slot in SLOTS])
                 return
             # Write the slot the live manifest does not name, so the old value stays whole until the commit.
             target = "b" if previous is not None and previous.slot == "a" else "a"
             other = "a" if target == "b" else "b"
-            chunks = _split(value, self._chunk_size)
-            for i, chunk in enumerate(chunks):
-                self._set(_chunk_name(name, target, i), chunk)
-            self._set(name, _Manifest(target, len(chunks), _digest(value)).encode())
+            pieces = chunks.split(value, self._chunk_size)
+            for i, piece in enumerate(pieces):
+                self._set(chunks.chunk_name(name, target, i), piece)
+            self._set(name, chunks.Manifest(target, len(pieces), chunks.digest(value)).encode())
             # Committed. What follows only tidies: leftovers of an earlier crash beyond our chunks, and the
             # previous generation in the other slot.
-            self._tidy(name, [(target, len(chunks), len(chunks)), (other, 0, _known(previous, other))])
+            self._tidy(name, [(target, len(pieces), len(pieces)), (other, 0, chunks.known(previous, other))])
 
     def delete(self, name: str) -> None:
         """Remove ``name`` and every chunk it has; deleting an absent name does nothing."""
         _check_name(name)
         with self._lock:
             head = self._get(name)
-            manifest = _Manifest.decode(head) if head is not None and head.startswith(MANIFEST_PREFIX) else None
+            manifest = chunks.manifest_of(head)
             # Chunks first: if this is interrupted, the manifest still stands (reading as absent) and the next
             # delete finishes the job; the other order could strand chunks that nothing points to.
             for slot in SLOTS:
-                self._purge(name, slot, keep=0, known=_known(manifest, slot))
+                self._purge(name, slot, keep=0, known=chunks.known(manifest, slot))
             if head is not None:
                 self._delete(name)
 
@@ -377,11 +331,11 @@ class KeyringSecretStore:
     def _purge(self, name: str, slot: str, *, keep: int, known: int) -> None:
         """Delete chunks ``keep`` and up of ``slot``; ``known`` chunks are known to exist already."""
         end = max(keep, known)
-        while self._get(_chunk_name(name, slot, end)) is not None:
+        while self._get(chunks.chunk_name(name, slot, end)) is not None:
             end += 1
         # Downwards, so an interruption leaves a contiguous run from 0 (see the module docstring).
         for i in reversed(range(keep, end)):
-            self._delete(_chunk_name(name, slot, i))
+            self._delete(chunks.chunk_name(name, slot, i))
 
     def _get(self, username: str) -> str | None:
         with translating(self._backend, "read from"):
@@ -403,35 +357,3 @@ def _check_name(name: str) -> str:
     return name
 
 
-def _known(manifest: _Manifest | None, slot: str) -> int:
-    """How many chunks of ``slot`` the manifest vouches for (no need to probe for those)."""
-    return manifest.n if manifest is not None and manifest.slot == slot else 0
-
-
-def _chunk_name(name: str, slot: str, index: int) -> str:
-    return f"{name}#{slot}.{index}"
-
-
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()
-
-
-def _units(value: str) -> int:
-    """Length in UTF-16 code units: characters outside the BMP count twice."""
-    return len(value) if value.isascii() else len(value.encode("utf-16-le")) // 2
-
-
-def _split(value: str, size: int) -> list[str]:
-    """Pieces of at most ``size`` UTF-16 code units each, never splitting a surrogate pair."""
-    if value.isascii():
-        return [value[i : i + size] for i in range(0, len(value), size)]
-    data = value.encode("utf-16-le")
-    pieces: list[str] = []
-    start, step = 0, 2 * size
-    while start < len(data):
-        end = min(start + step, len(data))
-        if end < len(data) and 0xD800 <= int.from_bytes(data[end - 2 : end], "little") <= 0xDBFF:
-            end -= 2  # the unit before the cut is a high surrogate: keep the pair together
-        pieces.append(data[start:end].decode("utf-16-le"))
-        start = end
-    return pieces

@@ -37,7 +37,11 @@ class RecordingTransport:
     def prepare(self, runtime_dir: str) -> None:
         self.calls.append(("prepare", runtime_dir))
 
-    def bind(self, endpoint: str, handler: Handler, limits: Limits) -> Any:
+    def listen(self, endpoint: str) -> None:
+        self.calls.append(("listen", endpoint))
+
+    def bind(self, endpoint: str, handler: Handler, limits: Limits, *, listener: Any = None,
+             adopted: Any = ()) -> Any:
         self.calls.append(("bind", endpoint))
         self.handler = handler
         return self
@@ -62,7 +66,8 @@ def test_build_daemon_prepares_and_binds_through_the_transport(tmp_path: Path) -
     daemon.start()
     daemon.stop()
     assert transport.calls == [("prepare", paths.runtime_dir), ("endpoint", paths.socket),
-                               ("bind", "fake:" + paths.socket), ("start", ""), ("stop", "")]
+                               ("listen", "fake:" + paths.socket), ("bind", "fake:" + paths.socket),
+                               ("start", ""), ("stop", "")]
     assert transport.handler is not None
 
 

@@ -1,0 +1,97 @@
+"""TokenVault on the OS keyring: the last token each profile was served, one entry per profile.
+
+It lives beside the sign-in caches the sources keep there (the same keyring, the same service name),
+so a daemon started again — the first kubectl after login, reboot or Quit — answers from it without
+msal, the sign-in caches or a round trip to the provider. Reads may go through a lighter reader than
+the one that writes (broker/store/secret_service.py on Linux); both see the same entries.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Protocol
+
+from broker.core.errors import StoreUnavailable
+from broker.core.model import Token
+from broker.core.ports import SecretStore
+
+log = logging.getLogger(__name__)
+
+PREFIX = "served-"  # + the profile key; the sign-in caches' names never start with it
+_FIELDS = ("access_token", "expires_on", "obtained_at", "account", "home_account_id", "tenant_id")
+
+
+class Reader(Protocol):
+    def load(self, name: str) -> str | None: ...
+
+
+def entry_name(key: str) -> str:
+    return PREFIX + key
+
+
+def encode(token: Token) -> str:
+    return json.dumps({"v": 1, **{name: getattr(token, name) for name in _FIELDS}}, separators=(",", ":"))
+
+
+def decode(text: str) -> Token | None:
+    """The token in an entry, or None when the entry is not one this version wrote."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or body.get("v") != 1:
+        return None
+    try:
+        token = Token(access_token=body["access_token"], expires_on=float(body["expires_on"]),
+                      obtained_at=float(body["obtained_at"]), account=body["account"],
+                      home_account_id=body["home_account_id"], tenant_id=body["tenant_id"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not all(isinstance(getattr(token, n), str) for n in ("access_token", "account", "home_account_id",
+                                                             "tenant_id")) or not token.access_token:
+        return None
+    return token
+
+
+class KeyringTokenVault:
+    """Reads through ``reader`` (falling back to ``store`` when the reader cannot tell), writes to ``store``.
+
+    ``store`` None: a read-only vault (what the daemon answers its first callers with, before the
+    keyring library has loaded); ``save`` and ``forget`` then raise StoreUnavailable.
+    """
+
+    def __init__(self, store: SecretStore | None, reader: Reader | None = None) -> None:
+        self._store = store
+        self._reader = reader
+
+    def load(self, key: str) -> Token | None:
+        name = entry_name(key)
+        text: str | None = None
+        read = False
+        if self._reader is not None:
+            try:
+                text, read = self._reader.load(name), True
+            except StoreUnavailable as exc:
+                log.debug("vault: %s; asking the keyring store", exc.message)
+        if not read:
+            if self._store is None:
+                return None
+            text = self._store.load(name)
+        if text is None:
+            return None
+        token = decode(text)
+        if token is None:
+            log.warning("ignoring an unreadable saved token of profile %s", key)
+        return token
+
+    def save(self, key: str, token: Token) -> None:
+        self._writable().save(entry_name(key), encode(token))
+
+    def forget(self, key: str) -> None:
+        self._writable().delete(entry_name(key))
+
+    def _writable(self) -> SecretStore:
+        if self._store is None:
+            raise StoreUnavailable("this token vault is read-only")
+        return self._store
