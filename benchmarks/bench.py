@@ -11,7 +11,9 @@ stand-in), signs in once, then measures, interleaving the variants so machine no
   5. what a PATH lookup of `kubetray-shim` finds: scripts/install's link, and a pipx-style venv's
      console script (the package installed into a fresh venv, as pipx does) before and after
      `kubetray shim-path`, each against its own interpreter's `-I -S -c pass`;
-  6. the first kubectl call with no daemon running (the refresh token in the keyring) vs a warm one.
+  6. the first kubectl call with no daemon running (its token and refresh token in the keyring) vs a
+     warm one: with kubetray as scripts/install installs it (the target), and with this checkout's
+     editable development venv (whose import hook adds ~15 ms to every interpreter start).
 Processes are started with posix_spawn and timed wall-clock from spawn to exit.
 """
 
@@ -27,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.apiserver import ApiServer
@@ -38,6 +41,7 @@ from tests.support.tls import TestCA
 TARGETS = {"shim_vs_bare_python": 1.3, "kubectl_shim_vs_static": 1.08, "baseline_vs_shim": 15.0,
            "path_install_vs_bare_python": 1.3, "path_pipx_vs_bare_python": 1.3, "first_call_vs_warm": 2.0}
 REPO = Path(__file__).resolve().parent.parent
+SETTLE = 1.5  # seconds for a daemon that has just answered its first call to finish loading
 
 
 def spawn_seconds(argv: list[str], env: dict[str, str]) -> float:
@@ -187,10 +191,17 @@ def _run(root: Path, env: dict[str, str], runs: int, only: set[str], outer_env: 
             passed["throughput"] = load["requests_per_second"] >= 3000 and load["p99_ms"] <= 20
             pid = rig.daemon_pid() or 0
             out["daemon_rss_mib"] = rss_mib(pid) if pid else None
+        installed = _install(root / "path", shim_env, outer_env) if only & {"path", "first_call"} else None
         if "path" in only:
-            _path_rows(root / "path", shim_args, shim_env, outer_env, runs, medians, ratios, passed)
+            assert installed is not None
+            _path_rows(root / "path", installed, shim_args, shim_env, runs, medians, ratios, passed)
         if "first_call" in only:
-            _first_call_rows(rig, kubectl, fast_env, max(6, runs // 3), medians, ratios, passed)
+            assert installed is not None
+            config["users"][0]["user"]["exec"]["command"] = installed.on_path
+            (rig.root / "kubeconfig-installed").write_text(json.dumps(config))
+            installed_env = {**rig.env, "KUBECONFIG": str(rig.root / "kubeconfig-installed")}
+            _first_call_rows(rig, kubectl, {"installed": installed_env, "dev venv": fast_env}, max(8, runs // 2),
+                             medians, ratios, passed)
         return out
     finally:
         rig.stop_daemon()
@@ -246,9 +257,16 @@ def _interpreter_of(script: str) -> str:
         return f.readline()[2:].split()[0]
 
 
-def _path_rows(root: Path, shim_args: list[str], shim_env: dict[str, str], outer_env: dict[str, str], runs: int,
-               medians: dict[str, float], ratios: dict[str, float], passed: dict[str, bool]) -> None:
-    """``kubetray-shim`` as a PATH lookup finds it after scripts/install and after a pipx-style install."""
+@dataclass
+class Installed:
+    """kubetray as the README's scripts/install leaves it, in a throwaway HOME."""
+
+    on_path: str  # ~/.local/bin/kubetray-shim
+    python: str  # the interpreter its launcher runs
+    install_env: dict[str, str]
+
+
+def _install(root: Path, shim_env: dict[str, str], outer_env: dict[str, str]) -> Installed:
     import subprocess
 
     root.mkdir(parents=True)
@@ -263,13 +281,20 @@ def _path_rows(root: Path, shim_args: list[str], shim_env: dict[str, str], outer
         pip_env["PIP_CACHE_DIR"] = cache
     install_env = {**shim_env, **pip_env, "HOME": str(home), "XDG_DATA_HOME": str(home / ".local/share"),
                    "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    # 1. the README's install
     subprocess.run([str(REPO / "scripts" / "install"), "--no-start"], env=install_env, check=True,
                    stdout=subprocess.DEVNULL)
     on_path = shutil.which("kubetray-shim", path=str(home / ".local" / "bin"))
     if on_path is None:
         raise RuntimeError("scripts/install put no kubetray-shim into ~/.local/bin")
-    install_python = _interpreter_of(os.path.realpath(on_path))
+    return Installed(on_path, _interpreter_of(os.path.realpath(on_path)), install_env)
+
+
+def _path_rows(root: Path, installed: Installed, shim_args: list[str], shim_env: dict[str, str], runs: int,
+               medians: dict[str, float], ratios: dict[str, float], passed: dict[str, bool]) -> None:
+    """``kubetray-shim`` as a PATH lookup finds it after scripts/install and after a pipx-style install."""
+    import subprocess
+
+    on_path, install_python, install_env = installed.on_path, installed.python, installed.install_env
     # 2. pipx: a fresh venv with the package installed; its bin/kubetray-shim is what pipx links
     venv = root / "pipx-venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
@@ -301,23 +326,31 @@ def _path_rows(root: Path, shim_args: list[str], shim_env: dict[str, str], outer
         passed[name] = ratios[name] <= TARGETS[name]
 
 
-def _first_call_rows(rig: Rig, kubectl: str, fast_env: dict[str, str], runs: int, medians: dict[str, float],
-                     ratios: dict[str, float], passed: dict[str, bool]) -> None:
-    """The first kubectl with no daemon (refresh and access token in the keyring) vs the next, warm one."""
-    cold: list[float] = []
-    warm: list[float] = []
+def _first_call_rows(rig: Rig, kubectl: str, variants: dict[str, dict[str, str]], runs: int,
+                     medians: dict[str, float], ratios: dict[str, float], passed: dict[str, bool]) -> None:
+    """The first kubectl with no daemon (its token and refresh token in the keyring) vs the next, warm
+    one, per variant (a kubeconfig environment); the variants interleaved run by run."""
+    cold: dict[str, list[float]] = {name: [] for name in variants}
+    warm: dict[str, list[float]] = {name: [] for name in variants}
     argv = [kubectl, "get", "pods"]
-    spawn_seconds(argv, fast_env)
+    for env in variants.values():
+        spawn_seconds(argv, env)
     for _ in range(runs):
-        rig.stop_daemon()
-        if rig.socket.exists() and rig.daemon_pid():
-            raise RuntimeError("the daemon did not stop")
-        cold.append(spawn_seconds(argv, fast_env))
-        warm.append(spawn_seconds(argv, fast_env))
-    medians["kubectl_first_call"] = statistics.median(cold) * 1000
-    medians["kubectl_warm_call"] = statistics.median(warm) * 1000
-    ratios["first_call_vs_warm"] = statistics.median(cold) / statistics.median(warm)
+        for name, env in variants.items():
+            rig.stop_daemon()
+            if rig.socket.exists() and rig.daemon_pid():
+                raise RuntimeError("the daemon did not stop")
+            cold[name].append(spawn_seconds(argv, env))
+            time.sleep(SETTLE)  # the warm call meets an idle daemon, not one still loading msal and the tray
+            warm[name].append(spawn_seconds(argv, env))
+    for name in variants:
+        suffix = "" if name == "installed" else f" ({name})"
+        medians[f"kubectl_first_call{suffix}"] = statistics.median(cold[name]) * 1000
+        medians[f"kubectl_warm_call{suffix}"] = statistics.median(warm[name]) * 1000
+    ratios["first_call_vs_warm"] = statistics.median(cold["installed"]) / statistics.median(warm["installed"])
     passed["first_call_vs_warm"] = ratios["first_call_vs_warm"] <= TARGETS["first_call_vs_warm"]
+    if "dev venv" in variants:
+        ratios["first_call_vs_warm_dev"] = statistics.median(cold["dev venv"]) / statistics.median(warm["dev venv"])
 
 
 _RATIO_LINES = (
@@ -327,7 +360,8 @@ _RATIO_LINES = (
     ("path_install_vs_bare_python", "PATH kubetray-shim (install) / its python -I -S", "<= 1.30"),
     ("path_pipx_as_installed_vs_bare_python", "pipx console script as pip wrote it / -I -S", "(before)"),
     ("path_pipx_vs_bare_python", "pipx console script after shim-path / -I -S", "<= 1.30"),
-    ("first_call_vs_warm", "first kubectl (no daemon) / warm kubectl", "<= 2.00"),
+    ("first_call_vs_warm", "first kubectl (no daemon) / warm, as installed", "<= 2.00"),
+    ("first_call_vs_warm_dev", "the same, this checkout's editable dev venv", "(info)"),
 )
 
 

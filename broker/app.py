@@ -28,6 +28,7 @@ from broker import __version__
 from broker.core.clock import SystemClock
 from broker.core.deferred import DeferredSource, DeferredStore
 from broker.core.errors import KubetrayError
+from broker.core.model import Profile
 from broker.core.policy import Policy
 from broker.core.ports import Clock, SecretStore, TokenSource
 from broker.core.remote import RemoteGate
@@ -288,6 +289,14 @@ def build_store(*, check: bool = True) -> KeyringSecretStore:
     # KUBETRAY_KEYRING_CHUNK_SIZE forces small chunks (tests; backends with an unknown item limit).
     chunk = os.environ.get("KUBETRAY_KEYRING_CHUNK_SIZE", "")
     return keyring_store.KeyringSecretStore(backend, chunk_size=int(chunk) if chunk.isdigit() else None)
+
+
+def forget_at_rest(profile: Profile) -> None:
+    """Delete what the keyring keeps for ``profile`` (its sign-in cache and its latest token) without a
+    daemon: the demo's clean-up. Raises StoreUnavailable."""
+    store = build_store(check=False)
+    store.delete(profile.cache_name)
+    KeyringTokenVault(store).forget(profile.key)
 
 
 def keyring_report() -> str:

@@ -133,11 +133,12 @@ def _stop(daemon: subprocess.Popen[bytes] | None, run_dir: str) -> None:
 
 
 def _forget(args: list[str]) -> None:
-    """Delete the demo's token cache from the OS keyring (its name comes from the demo's authority)."""
-    from broker.app import build_store
+    """Delete the demo's token cache and latest token from the OS keyring (their names come from the
+    demo's authority)."""
+    from broker.app import forget_at_rest
     from broker.core.errors import KubetrayError
 
     try:
-        build_store(check=False).delete(parse_get_token(args).cache_name)
+        forget_at_rest(parse_get_token(args))
     except KubetrayError as exc:
         print(f"kubetray: could not remove the demo's keyring entry: {exc.message}", file=sys.stderr)

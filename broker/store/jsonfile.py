@@ -10,7 +10,6 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -35,6 +34,8 @@ def write(path: str, doc: dict[str, Any]) -> None:
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     name = os.path.basename(path)
+    import tempfile  # here: its import (shutil, bz2, lzma, …) is not for the first call's path, which only reads
+
     fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

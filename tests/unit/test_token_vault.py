@@ -1,0 +1,202 @@
+"""The token vault: the latest token of each profile kept beside its sign-in, so a restarted daemon
+answers without its sources; written after the callers have their token, forgotten at logout (and
+never written back by a flight that a logout overtook)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from broker.core.errors import LoginRequired, StoreUnavailable
+from broker.core.model import RequestContext, Token
+from broker.core.service import TokenService
+from broker.store import token_vault
+from broker.store.token_vault import KeyringTokenVault
+from tests.support.fakes import FakeClock, FakeSource, MemoryRegistry, MemoryStore, ThreadSubmit, profile
+
+
+class FailingStore(MemoryStore):
+    def save(self, name: str, value: str) -> None:
+        raise StoreUnavailable("the keyring is locked")
+
+
+class SilentReader:
+    """A light reader that cannot tell (as the Secret Service reader when the collection is locked)."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def load(self, name: str) -> str | None:
+        self.reads += 1
+        raise StoreUnavailable("cannot tell from here")
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store() -> MemoryStore:
+    return MemoryStore()
+
+
+@pytest.fixture
+def submit() -> Iterator[ThreadSubmit]:
+    pool = ThreadSubmit()
+    yield pool
+    pool.close()
+
+
+def _service(clock: FakeClock, submit: ThreadSubmit, store: MemoryStore, source: FakeSource | None = None,
+             registry: MemoryRegistry | None = None) -> TokenService:
+    return TokenService(source=source or FakeSource(clock), clock=clock, submit=submit, registry=registry,
+                        vault=KeyringTokenVault(store), rand=lambda: 0.5)
+
+
+def _wait_for(predicate: object, what: str) -> None:
+    """The vault write follows the callers' answer on the flight's thread: wait for it (bounded)."""
+    done = threading.Event()
+    for _ in range(500):
+        if predicate():  # type: ignore[operator]
+            return
+        done.wait(0.01)
+    raise AssertionError(what)
+
+
+def test_a_new_token_is_kept_and_a_restarted_service_answers_from_it_without_its_source(
+        clock: FakeClock, submit: ThreadSubmit, store: MemoryStore) -> None:
+    first_source = FakeSource(clock)
+    first = _service(clock, submit, store, first_source)
+    token = first.get_token(profile(), person_present=True).result(5)
+    name = token_vault.entry_name(profile().key)
+    _wait_for(lambda: name in store.items, "the token was not kept in the vault")
+    assert token.access_token not in name
+
+    clock.advance(600)  # a restart ten minutes later: memory is gone, the vault is not
+    second_source = FakeSource(clock)
+    second = _service(clock, submit, store, second_source)
+    again = second.get_token(profile(), person_present=False).result(5)
+    assert again.access_token == token.access_token
+    assert second_source.silent_calls == [] and second_source.sign_in_calls == 0
+    assert second.stats()["served_from_vault"] == 1
+    # and it is the profile's token now: the refresh schedule has it, memory serves the next call
+    assert second.next_due() == pytest.approx(token.expires_on - 600 - 15)
+    assert second.get_token(profile(), person_present=False).result(5) is again
+    assert second.stats()["served_from_memory"] == 1
+
+
+def test_a_kept_token_past_its_serving_window_is_not_served(clock: FakeClock, submit: ThreadSubmit,
+                                                            store: MemoryStore) -> None:
+    _service(clock, submit, store).get_token(profile(), person_present=True).result(5)
+    _wait_for(lambda: store.items, "nothing kept")
+    clock.advance(3600 - 60)  # inside the last two minutes: kubectl would get an expiry in the past
+    source = FakeSource(clock)
+    source.signed_in = True
+    fresh = _service(clock, submit, store, source).get_token(profile(), person_present=False).result(5)
+    assert source.silent_calls == [False]
+    assert fresh.access_token == "tok-1" and fresh.obtained_at == clock.now()
+
+
+def test_modes_that_keep_no_sign_in_keep_no_token(clock: FakeClock, submit: ThreadSubmit,
+                                                  store: MemoryStore) -> None:
+    source = FakeSource(clock)
+    source.signed_in = True
+    service = _service(clock, submit, store, source)
+    for login in ("spn", "msi", "azurecli", "workloadidentity"):
+        service.get_token(profile(login=login), person_present=False).result(5)
+    service.get_token(profile(), person_present=True).result(5)  # and one that does, to wait on
+    _wait_for(lambda: store.items, "nothing kept")
+    assert list(store.items) == [token_vault.entry_name(profile().key)]
+
+
+def test_a_profile_known_to_need_a_sign_in_is_not_answered_from_the_vault(
+        clock: FakeClock, submit: ThreadSubmit, store: MemoryStore) -> None:
+    registry = MemoryRegistry()
+    first = _service(clock, submit, store, registry=registry)
+    first.get_token(profile(), person_present=True).result(5)
+    _wait_for(lambda: store.items, "nothing kept")
+    for record in registry.records:
+        record["needs_sign_in"] = True  # e.g. the refresh token was revoked before the restart
+    source = FakeSource(clock)
+    second = _service(clock, submit, store, source, registry)
+    second.restore()
+    token = second.get_token(profile(), person_present=True).result(5)
+    assert source.silent_calls == [False] and source.sign_in_calls == 1  # its source decided
+    assert token.obtained_at == clock.now() and second.stats()["served_from_vault"] == 0
+
+
+def test_logout_forgets_the_kept_token(clock: FakeClock, submit: ThreadSubmit, store: MemoryStore) -> None:
+    service = _service(clock, submit, store)
+    service.get_token(profile(), person_present=True).result(5)
+    _wait_for(lambda: store.items, "nothing kept")
+    service.logout(profile().key)
+    assert store.items == {}
+
+
+def test_a_refresh_overtaken_by_logout_keeps_nothing_in_the_vault(clock: FakeClock, submit: ThreadSubmit,
+                                                                  store: MemoryStore) -> None:
+    source = FakeSource(clock)
+    service = _service(clock, submit, store, source)
+    service.get_token(profile(), person_present=True).result(5)
+    _wait_for(lambda: store.items, "nothing kept")
+    source.silent_gate = threading.Event()
+    refreshing = service.refresh(profile().key)
+    _wait_for(lambda: len(source.silent_calls) == 1, "the refresh did not start")
+    service.logout(profile().key)
+    source.signed_in = True  # the provider would still have answered
+    source.silent_gate.set()
+    with pytest.raises(LoginRequired, match="signed out"):
+        refreshing.result(5)
+    submit.pool.shutdown(wait=True)  # every flight thread has finished: nothing can write any more
+    assert store.items == {}
+
+
+def test_a_vault_that_cannot_be_written_costs_only_the_next_restart(
+        clock: FakeClock, submit: ThreadSubmit, caplog: pytest.LogCaptureFixture) -> None:
+    service = _service(clock, submit, FailingStore())
+    token = service.get_token(profile(), person_present=True).result(5)
+    assert token.access_token == "tok-1"
+    _wait_for(lambda: "could not keep the token" in caplog.text, "the failure was not logged")
+    assert token.access_token not in caplog.text
+
+
+def test_adopt_takes_a_servable_token_once_and_never_over_a_known_one(clock: FakeClock, submit: ThreadSubmit,
+                                                                     store: MemoryStore) -> None:
+    service = _service(clock, submit, store)
+    saved = Token("saved-token", expires_on=clock.now() + 3000, obtained_at=clock.now() - 600, account="alice")
+    context = RequestContext({"AAD_LOGIN_METHOD": "interactive"}, "/home/alice")
+    assert not service.adopt(profile(login="spn"), context, saved)  # keeps nothing at rest
+    stale = Token("stale", expires_on=clock.now() + 30, obtained_at=clock.now() - 3570)
+    assert not service.adopt(profile(), context, stale)
+    assert service.adopt(profile(), context, saved)
+    assert service.cached(profile()) is saved
+    assert not service.adopt(profile(), context, Token("other", expires_on=clock.now() + 3000,
+                                                       obtained_at=clock.now()))
+    assert service.cached(profile()) is saved
+    assert service.snapshot()[0].account == "alice"
+
+
+def test_the_entry_round_trips_and_anything_else_reads_as_absent() -> None:
+    token = Token("a.b.c", expires_on=1.5, obtained_at=0.5, account="bob", home_account_id="oid.tid",
+                  tenant_id="tid")
+    assert token_vault.decode(token_vault.encode(token)) == token
+    for text in ("", "{", "[]", '{"v":2}', '{"v":1}', '{"v":1,"access_token":5,"expires_on":1,"obtained_at":0,'
+                 '"account":"","home_account_id":"","tenant_id":""}',
+                 '{"v":1,"access_token":"","expires_on":1,"obtained_at":0,"account":"","home_account_id":"",'
+                 '"tenant_id":""}'):
+        assert token_vault.decode(text) is None, text
+
+
+def test_the_light_reader_is_asked_first_and_the_store_only_when_it_cannot_tell(store: MemoryStore) -> None:
+    token = Token("a.b.c", expires_on=10.0, obtained_at=0.0)
+    KeyringTokenVault(store).save("k1", token)
+    reader = SilentReader()
+    assert KeyringTokenVault(store, reader).load("k1") == token
+    assert reader.reads == 1
+    read_only = KeyringTokenVault(None, reader)
+    assert read_only.load("k1") is None  # cannot tell and may not wait for the store: no answer
+    with pytest.raises(StoreUnavailable):
+        read_only.save("k1", token)
