@@ -19,30 +19,27 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from broker import __version__
-from broker.core.clock import SystemClock
-from broker.core.deferred import DeferredSource, DeferredStore
 from broker.core.errors import KubetrayError
-from broker.core.model import Profile
-from broker.core.policy import Policy
-from broker.core.ports import Clock, SecretStore, TokenSource
-from broker.core.remote import RemoteGate
-from broker.core.scheduler import RefreshScheduler
-from broker.core.service import TokenService
-from broker.ipc import instance, origin
-from broker.process import network
 from broker.process.paths import Paths
-from broker.store.local_only import JsonLocalOnlyStore
-from broker.store.profile_registry import JsonProfileRegistry
-from broker.store.token_vault import KeyringTokenVault
 
-if TYPE_CHECKING:  # the server and asyncio load after the first answers (broker/ipc/early.py)
+# Importing this module stays light (what `answer_first` needs): the first kubectl after a restart waits
+# for it. Everything else is imported where it is built.
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from broker.core.autostart import Autostart
+    from broker.core.deferred import DeferredSource, DeferredStore
+    from broker.core.model import Profile
+    from broker.core.policy import Policy
+    from broker.core.ports import Clock, SecretStore, TokenSource
+    from broker.core.remote import RemoteGate
+    from broker.core.scheduler import RefreshScheduler
+    from broker.core.service import TokenService
+    from broker.ipc import instance
     from broker.ipc import transport as transports
     from broker.ipc.handler import Handler
     from broker.ipc.server import Limits
@@ -59,20 +56,18 @@ HttpClientFactory = Callable[[Any], Any]
 trusts the test CA)."""
 
 
-@dataclass
 class Daemon:
     """A running broker: service, refresh scheduler and IPC server. ``stop()`` ends all three."""
 
-    paths: Paths
-    service: TokenService
-    scheduler: RefreshScheduler
-    server: transports.Server
-    executor: ThreadPoolExecutor
-    stopping: threading.Event
-    lock: instance.InstanceLock | None = None
-    info: dict[str, object] = field(default_factory=dict)  # shown by `kubetray status`
-    loading: DeferredSource | None = None  # set when the sources load after the endpoint answers
-    remote: RemoteGate | None = None  # recent remote use and local-only profiles (status, tray)
+    def __init__(self, paths: Paths, service: TokenService, scheduler: RefreshScheduler, server: transports.Server,
+                 executor: ThreadPoolExecutor, stopping: threading.Event, lock: instance.InstanceLock | None = None,
+                 info: dict[str, object] | None = None, loading: DeferredSource | None = None,
+                 remote: RemoteGate | None = None) -> None:
+        self.paths, self.service, self.scheduler, self.server = paths, service, scheduler, server
+        self.executor, self.stopping, self.lock = executor, stopping, lock
+        self.info: dict[str, object] = {} if info is None else info  # shown by `kubetray status`
+        self.loading = loading  # set when the sources load after the endpoint answers
+        self.remote = remote  # recent remote use and local-only profiles (status, tray)
 
     def start(self, *, refresh_thread: bool = True) -> None:
         """Serve. Without ``refresh_thread`` nothing refreshes by itself: a test moving a fake clock
@@ -95,6 +90,42 @@ class Daemon:
 # -- the two constructors ------------------------------------------------------------------------------
 
 
+def answer_first(paths: Paths, listener: socket.socket, *, first_wait: float) -> list[socket.socket]:
+    """``kubetray run``'s first answers (broker/ipc/early.py), before the rest of the daemon is built:
+    the callers already waiting whose requests the index knows and whose kept tokens may be served get
+    them now; returns the connections left for the full server (pass them to ``build_daemon``). Does
+    nothing where the keyring cannot be read without the keyring library (then the vault is read once
+    the keyring has opened)."""
+    import sys
+
+    from broker.store import secret_service
+
+    if not secret_service.applies(os.environ, sys.platform):
+        return []
+    from broker.ipc import early, origin, unix
+    from broker.store import token_vault
+    from broker.store.profile_registry import JsonProfileRegistry
+    from broker.store.request_index import JsonRequestIndex
+
+    reader = secret_service.SecretServiceReader()
+
+    def kept(key: str) -> dict[str, Any] | None:
+        try:
+            text = reader.load(token_vault.entry_name(key))
+        except KubetrayError:
+            return None
+        return token_vault.read_entry(text) if text is not None else None
+
+    registry = JsonProfileRegistry(paths.registry).load()
+
+    def needs_sign_in(key: str) -> bool:
+        return any(r.get("key") == key and r.get("needs_sign_in") for r in registry)
+
+    answers = early.FirstAnswers(profile_of=JsonRequestIndex(paths.request_index).lookup, kept=kept,
+                                 needs_sign_in=needs_sign_in, peer_ok=unix.peer_is_owner, relay=origin.relay)
+    return answers.run(listener, first_wait=first_wait)
+
+
 def build_daemon(
     paths: Paths,
     *,
@@ -105,7 +136,8 @@ def build_daemon(
     transport: transports.Transport | None = None,
     clock: Clock | None = None,
     source: TokenSource | None = None,
-    first_wait: float = 0.0,
+    listener: socket.socket | None = None,
+    adopted: Sequence[socket.socket] = (),
 ) -> Daemon:
     """The real broker on this platform's endpoint for ``paths.socket`` (the caller has checked nobody
     else serves it), bound through ``transport`` (default: ``transports.select()``).
@@ -114,33 +146,23 @@ def build_daemon(
     in a thread once the endpoint answers: requests wait for them, and if they cannot load, every waiting
     request gets the reason and the daemon stops (``Daemon.loading.error``).
 
-    ``first_wait`` > 0 (``kubetray run``): before anything else loads, answer the callers already waiting
-    whose tokens the keyring holds (broker/ipc/early.py), waiting this long for the first one.
+    ``listener``: the endpoint, claimed already (``transport.listen``), with ``adopted`` the connections
+    ``answer_first`` left for the server.
     """
+    from broker.core.clock import SystemClock
     from broker.ipc import transport as transports
 
     transport = transport or transports.select()
     transport.prepare(paths.runtime_dir)
     endpoint = transport.endpoint(paths.socket)
-    listener = transport.listen(endpoint)
-    reader = _quick_reader() if first_wait > 0 and listener is not None and store is None else None
-    adopted: list[socket.socket] = []
-
-    def answer_first(service: TokenService, remote: RemoteGate) -> None:
-        if listener is None or reader is None:
-            return
-        from broker.execplugin.kubelogin_args import parse_exec
-        from broker.ipc import early, unix
-
-        answers = early.FirstAnswers(service, KeyringTokenVault(None, reader).load, parse_exec,
-                                     unix.peer_is_owner, origin.identify, remote)
-        adopted.extend(answers.run(listener, first_wait=first_wait))
-
+    if listener is None:
+        listener = transport.listen(endpoint)
+    reader = _quick_reader() if store is None else None
     return _assemble(
         paths, clock=clock or SystemClock(), store=store, open_store=open_store, keyring_name=keyring_name,
         lock=lock, source=source, os_broker_default=os.environ.get("KUBETRAY_OS_BROKER") == "1",
         bind=lambda handler, limits: transport.bind(endpoint, handler, limits, listener=listener, adopted=adopted),
-        vault_reader=reader, before_serving=answer_first,
+        vault_reader=reader,
     )
 
 
@@ -174,8 +196,8 @@ def build_headless(
     moves it); ``http`` and ``can_open_browser`` reach every login mode's source; ``source`` replaces
     the sources altogether. ``listener`` is a listening Unix socket at ``paths.socket``.
     """
+    from broker.ipc import origin, unix
     from broker.ipc import transport as transports
-    from broker.ipc import unix
     from broker.ipc.server import IpcServer
 
     def bind(handler: Handler, lim: Limits) -> transports.Server:
@@ -204,8 +226,22 @@ def _assemble(
     policy: Policy | None = None,
     limits: Limits | None = None,
     vault_reader: Any = None,
-    before_serving: Callable[[TokenService, RemoteGate], None] | None = None,
 ) -> Daemon:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from broker.core.deferred import DeferredSource, DeferredStore
+    from broker.core.policy import Policy
+    from broker.core.remote import RemoteGate
+    from broker.core.scheduler import RefreshScheduler
+    from broker.core.service import TokenService
+    from broker.ipc.handler import Handler
+    from broker.ipc.server import Limits
+    from broker.process import network
+    from broker.store.local_only import JsonLocalOnlyStore
+    from broker.store.profile_registry import JsonProfileRegistry
+    from broker.store.request_index import JsonRequestIndex
+    from broker.store.token_vault import KeyringTokenVault
+
     stopping = threading.Event()
     # The vault writes through the store the sources get; until that is open, reads go through
     # ``vault_reader`` when there is one (and wait for the store when that cannot tell).
@@ -256,19 +292,16 @@ def _assemble(
     )
     service.restore()
     remote = RemoteGate(clock, JsonLocalOnlyStore(paths.remote_policy))
-    if before_serving is not None:
-        before_serving(service, remote)
-    from broker.ipc.handler import Handler
-    from broker.ipc.server import Limits
-
     scheduler = RefreshScheduler(service, clock)
     service.on_change = scheduler.poke
-    handler = Handler(service=service, version=__version__, info=info, on_shutdown=stopping.set, remote=remote)
+    handler = Handler(service=service, version=__version__, info=info, on_shutdown=stopping.set, remote=remote,
+                      remember=JsonRequestIndex(paths.request_index).remember)
     server = bind(handler, limits or Limits())
     return Daemon(paths, service, scheduler, server, executor, stopping, lock, info, loading, remote=remote)
 
 
 def _provide_to(late_store: DeferredStore) -> Callable[[Future[SecretStore]], None]:
+    """The opener's callback that hands the keyring to ``late_store`` as soon as it is open."""
     def provide(opened: Future[SecretStore]) -> None:
         if opened.exception() is None:
             late_store.provide(opened.result())
@@ -294,6 +327,8 @@ def build_store(*, check: bool = True) -> KeyringSecretStore:
 def forget_at_rest(profile: Profile) -> None:
     """Delete what the keyring keeps for ``profile`` (its sign-in cache and its latest token) without a
     daemon: the demo's clean-up. Raises StoreUnavailable."""
+    from broker.store.token_vault import KeyringTokenVault
+
     store = build_store(check=False)
     store.delete(profile.cache_name)
     KeyringTokenVault(store).forget(profile.key)

@@ -63,10 +63,15 @@ class SpawnRefused(ValueError):
     """The environment asks for something the daemon must not get; the message says what to change."""
 
 
+def looks_secret(name: str) -> bool:
+    """Whether a variable's name says it holds a secret (…SECRET, …PASSWORD, …TOKEN, …)."""
+    upper = name.upper()
+    return any(word in upper for word in _SECRET_WORDS)
+
+
 def refused_extra(name: str) -> bool:
     """Whether ``name`` may never be let through by KUBETRAY_DAEMON_ENV."""
-    upper = name.upper()
-    return upper.startswith(_HOOK_PREFIXES) or any(word in upper for word in _SECRET_WORDS)
+    return name.upper().startswith(_HOOK_PREFIXES) or looks_secret(name)
 
 
 def allowed(name: str, platform: str) -> bool:

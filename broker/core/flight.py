@@ -18,11 +18,13 @@ log = logging.getLogger(__name__)
 
 
 class FlightKind(enum.Enum):
-    """Why a flight runs: kubectl needs a token, a person asked to sign in, or a refresh nobody waits on."""
+    """Why a flight runs: kubectl needs a token, a person asked to sign in, a refresh nobody waits on, or
+    the warm-up of a profile known from before a restart (its kept token, else a silent acquisition)."""
 
     OBTAIN = "obtain"
     SIGN_IN = "sign_in"
     REFRESH = "refresh"
+    WARM_UP = "warm_up"
 
 
 class Flight:

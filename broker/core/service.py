@@ -89,34 +89,6 @@ class TokenService:
             self._stats["served_from_memory"] += 1
             return state.token
 
-    def adopt(self, profile: Profile, context: RequestContext, token: Token) -> bool:
-        """Take ``token``, read from the vault by a daemon that has just started, as the profile's
-        current token if it is still servable and nothing known says otherwise (a sign-in is required,
-        a token or a flight is already there). True when taken: the caller may answer with it, and the
-        refresh schedule takes it from here (with ``context`` as the latest caller's)."""
-        now = self.clock.now()
-        if not profile.keeps_sign_in or not self.policy.is_servable(token, now):
-            return False
-        with self._lock:
-            state = self._states.setdefault(profile.key, ProfileState(profile=profile))
-            state.vault_read = True
-            if state.needs_sign_in or state.token is not None or profile.key in self._flights:
-                return False
-            self._take_from_vault(state, token, now)
-            state.context = context.with_secrets_from(state.context)
-            state.last_used = now
-        self._changed()
-        return True
-
-    def _take_from_vault(self, state: ProfileState, token: Token, now: float) -> None:
-        """Under _lock: the vault's token becomes the profile's."""
-        state.token = state.vaulted = token
-        state.warmed = True
-        state.account = token.account or state.account
-        state.home_account_id = token.home_account_id or state.home_account_id
-        state.refresh_at = self.policy.refresh_at(token, self.rand)
-        self._stats["served_from_vault"] += 1
-
     def serve_until(self, token: Token) -> float:
         return self.policy.serve_until(token)
 
@@ -193,9 +165,10 @@ class TokenService:
         """Start a background flight for every profile whose refresh (or warm-up) is due."""
         now = self.clock.now()
         with self._lock:
-            due = [s.profile for s in self._states.values() if (t := self._due_at(s)) is not None and t <= now]
-        for profile in due:
-            self._fly(profile, FlightKind.REFRESH, None, None, person_present=False, allow_auto=False)
+            due = [(s.profile, FlightKind.WARM_UP if s.token is None else FlightKind.REFRESH)
+                   for s in self._states.values() if (t := self._due_at(s)) is not None and t <= now]
+        for profile, kind in due:
+            self._fly(profile, kind, None, None, person_present=False, allow_auto=False)
         return len(due)
 
     def _due_at(self, state: ProfileState) -> float | None:
@@ -214,7 +187,7 @@ class TokenService:
         the latest caller's context of this profile."""
         with self._lock:
             state = self._states.setdefault(profile.key, ProfileState(profile=profile))
-            if profile != state.profile and kind is not FlightKind.REFRESH:
+            if profile != state.profile and kind in (FlightKind.OBTAIN, FlightKind.SIGN_IN):
                 state.profile = profile  # e.g. a new --timeout from the kubeconfig
             if context is not None:
                 state.context = context.with_secrets_from(state.context)
@@ -243,7 +216,7 @@ class TokenService:
 
     def _acquire(self, state: ProfileState, flight: Flight) -> Token:
         profile = state.profile
-        if flight.kind is FlightKind.OBTAIN:
+        if flight.kind in (FlightKind.OBTAIN, FlightKind.WARM_UP):
             vaulted = self._read_vault(state)
             if vaulted is not None:
                 return vaulted
@@ -308,7 +281,7 @@ class TokenService:
                 if flight.generation != state.generation or state.vaulted is token or state.token is not token:
                     return
             try:
-                self.vault.save(state.profile.key, token)
+                self.vault.save(state.profile.key, token, self.policy.serve_until(token))
             except KubetrayError as exc:
                 log.warning("could not keep the token of %s in the keyring (%s): the next restart signs in "
                             "through its source", state.profile.key, exc.code)

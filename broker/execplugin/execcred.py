@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from broker.core.errors import BadRequest
 
@@ -13,9 +13,8 @@ API_V1BETA1 = "client.authentication.k8s.io/v1beta1"
 SUPPORTED_API_VERSIONS = (API_V1, API_V1BETA1)
 
 
-@dataclass(frozen=True)
-class ExecInfo:
-    """What kubectl told the plugin in KUBERNETES_EXEC_INFO."""
+class ExecInfo(NamedTuple):
+    """What kubectl told the plugin in KUBERNETES_EXEC_INFO (a NamedTuple: read before dataclasses load)."""
 
     api_version: str
     interactive: bool | None

@@ -1,18 +1,22 @@
-"""The daemon's first answers: before its server, its Handler and its sign-in sources exist.
+"""The daemon's first answers: before its server, its parser, its model and its sign-in sources load.
 
 The first kubectl after login, reboot or Quit starts the daemon and waits for it. The token it needs is
-usually still good, kept in the keyring beside its sign-in (the TokenVault). So the daemon binds its
-socket and, with nothing but the standard library, the argument parser and a light keyring reader
-loaded, answers the callers already knocking: each local ``exec`` whose profile has a servable token in
-the vault gets its ExecCredential at once. Everything else — another op, a forwarded caller, a
-request that is malformed or incomplete, a profile without a servable saved token — is not read (only
-peeked at) and is handed, untouched, to the full server once it runs, which answers it as always
-(errors included). So this adds a fast path and no second set of rules: what is refused here is
-decided by the same request checks (broker/ipc/request.py), the same parser and the same
-TokenService as later.
+usually still good, kept in the keyring beside its sign-in (the TokenVault), and the request is one the
+daemon has seen before (the request index remembers which profile each request maps to). So the daemon
+binds its socket and, with little more than the standard library's basics and a light keyring reader
+loaded, answers the callers already knocking: a local ``exec`` whose digest the index knows, whose
+profile is not known to need a sign-in, and whose kept token may still be served, gets its
+ExecCredential at once. Everything else — another op, a forwarded caller, a request that is malformed,
+incomplete or unknown, a profile without a servable kept token — is not read (only peeked at) and is
+handed, untouched, to the full server once it runs, which answers it as always (errors included).
+
+So this adds a fast path and no rules of its own: what is refused here is decided by the same request
+checks (broker/ipc/request.py) as later, the profile and token by what the full daemon wrote (the index
+only for requests it parsed and admitted, the kept token with the expirationTimestamp its policy set).
 
 This phase ends at the first caller it cannot serve (the full daemon is needed now), when no further
-caller is waiting, or after ``first_wait`` with nobody at all (started at login, not by a shim).
+caller is waiting, or after ``first_wait`` with nobody at all (started at login, not by a shim). It
+imports no dataclasses, argument parser, asyncio or keyring library: tests/integration/test_first_answer.py.
 """
 
 from __future__ import annotations
@@ -21,15 +25,12 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Any
 
 from broker.core.errors import KubetrayError
-from broker.core.model import Parsed, RequestContext, Token
-from broker.core.remote import LOCAL, Caller, RemoteGate, clean_origin
-from broker.core.service import TokenService
 from broker.execplugin.execcred import exec_credential, parse_exec_info
 from broker.ipc import framing
-from broker.ipc.request import argv_of, check_text, cwd_of, decode, env_of
+from broker.ipc.request import argv_of, check_text, cwd_of, decode, digest, env_of
 from shim import wire
 
 log = logging.getLogger(__name__)
@@ -39,18 +40,23 @@ NEXT_WAIT = 0.02  # for callers of the same burst (parallel kubectl calls that q
 PEEK_WAIT = 0.5  # for a connected caller's request line to arrive whole
 
 
-@dataclass
 class FirstAnswers:
-    """Answers from ``load_saved`` (the vault's read, which never waits for the keyring library)."""
+    """Answers from the request index and the kept tokens, through the callables it is given:
 
-    service: TokenService
-    load_saved: Callable[[str], Token | None]
-    parse: Callable[[list[str], dict[str, str], str], Parsed]
-    peer_ok: Callable[[socket.socket], bool]
-    identify: Callable[[socket.socket], Caller]
-    remote: RemoteGate | None = None
-    monotonic: Callable[[], float] = time.monotonic
-    served: int = 0
+    ``profile_of(digests)`` the profile key the index has for the first of the digests it knows;
+    ``kept(key)`` the vault entry's fields (broker/store/token_vault.py ``read_entry``) or None, never
+    waiting for the keyring library; ``needs_sign_in(key)`` what the profile registry says;
+    ``peer_ok`` and ``relay`` the server's own checks (the peer's uid; "" for a local caller).
+    """
+
+    def __init__(self, *, profile_of: Callable[[list[str]], str | None], kept: Callable[[str], dict[str, Any] | None],
+                 needs_sign_in: Callable[[str], bool], peer_ok: Callable[[socket.socket], bool],
+                 relay: Callable[[socket.socket], str], now: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._profile_of, self._kept, self._needs_sign_in = profile_of, kept, needs_sign_in
+        self._peer_ok, self._relay, self._now, self._monotonic = peer_ok, relay, now, monotonic
+        self._tokens: dict[str, dict[str, Any]] = {}  # read once per profile in this phase
+        self.served = 0
 
     def run(self, listener: socket.socket, *, first_wait: float = FIRST_WAIT) -> list[socket.socket]:
         """Serve what can be served; return the accepted connections left for the full server."""
@@ -70,15 +76,15 @@ class FirstAnswers:
         finally:
             listener.setblocking(False)
         if self.served:
-            log.info("answered %d first call(s) from the keyring before loading the sign-in sources", self.served)
+            log.info("answered %d first call(s) from the keyring before loading the rest", self.served)
         return handover
 
     def _answer(self, conn: socket.socket) -> bool:
         """True when ``conn`` got its credential and is closed; False to hand it over as it is."""
         try:
-            if not self.peer_ok(conn) or self.identify(conn).forwarded:
+            if not self._peer_ok(conn) or self._relay(conn):
                 return False
-            line = _peek_line(conn, self.monotonic() + PEEK_WAIT, self.monotonic)
+            line = _peek_line(conn, self._monotonic() + PEEK_WAIT, self._monotonic)
             if line is None:
                 return False
             reply = self._credential(line)
@@ -105,24 +111,16 @@ class FirstAnswers:
             if raw_info is not None:
                 check_text(raw_info, "KUBERNETES_EXEC_INFO", wire.MAX_REQUEST_BYTES)
             info = parse_exec_info(raw_info)
-            parsed = self.parse(argv, env, cwd)
-            profile = parsed.profile
-            if not profile.keeps_sign_in:
-                return None
-            if self.remote is not None:
-                self.remote.admit(LOCAL, clean_origin(request.get("origin")), profile.key,
-                                  local_only_flag=parsed.local_only, person_login=profile.needs_person,
-                                  login=profile.login)
-            token = self.service.cached(profile)
-            if token is None:
-                saved = self.load_saved(profile.key)
-                if saved is None or not self.service.adopt(profile, RequestContext(env, cwd, parsed.secrets), saved):
-                    return None
-                token = saved
         except KubetrayError:
             return None  # the full server answers it, with the same error
-        return framing.credential(exec_credential(info.api_version, token.access_token,
-                                                  self.service.serve_until(token)))
+        key = self._profile_of([digest(argv, env, None), digest(argv, env, cwd)])
+        if key is None or self._needs_sign_in(key):
+            return None
+        entry = self._tokens.get(key) or self._kept(key)
+        if entry is None or self._now() >= entry["serve_until"]:
+            return None
+        self._tokens[key] = entry
+        return framing.credential(exec_credential(info.api_version, entry["access_token"], entry["serve_until"]))
 
 
 def _peek_line(conn: socket.socket, deadline: float, monotonic: Callable[[], float]) -> bytes | None:

@@ -28,7 +28,7 @@ from broker.core.state import ProfileStatus
 from broker.execplugin.execcred import exec_credential, parse_exec_info
 from broker.execplugin.kubelogin_args import parse_exec
 from broker.ipc import framing
-from broker.ipc.request import argv_of, check_text, cwd_of, decode, env_of
+from broker.ipc.request import argv_of, check_text, cwd_of, decode, digest, env_of, indexable
 from shim import wire
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,9 @@ class Handler:
     info: dict[str, object] = field(default_factory=dict)  # socket, keyring backend, … for status
     on_shutdown: Callable[[], None] | None = None
     remote: RemoteGate | None = None  # local-only profiles and recent remote use; None: no remote policy
+    # Remembers (request digest, profile key) for the first answers after a restart (broker/ipc/early.py);
+    # called on the executor, for requests that carry no secret. None: nothing is remembered.
+    remember: Callable[[str, str], None] | None = None
 
     def __post_init__(self) -> None:
         # Cached per (apiVersion, token) so the hot path does no JSON encoding.
@@ -199,12 +202,25 @@ class Handler:
 
     def _parse_and_remember(self, memo: bytes, argv: list[str], env: Mapping[str, str], cwd: str) -> Parsed:
         parsed = parse_exec(argv, env, cwd)
+        if self.remember is not None and parsed.profile.keeps_sign_in and indexable(env, bool(parsed.secrets)):
+            # Indexed without the directory when the profile does not depend on it (no relative path), so
+            # the first kubectl after a restart finds it from wherever it runs.
+            anywhere = parse_exec(argv, env, "/").profile == parsed.profile
+            entry = (digest(argv, env, None if anywhere else cwd), parsed.profile.key)
+            asyncio.get_running_loop().run_in_executor(None, self._remember, *entry)
         with self._memo_lock:
             self._memo[memo] = (parsed.profile, parsed.local_only)
             self._memo.move_to_end(memo)
             while len(self._memo) > _PROFILE_MEMO:
                 self._memo.popitem(last=False)
         return parsed
+
+    def _remember(self, request_digest: str, key: str) -> None:
+        assert self.remember is not None
+        try:
+            self.remember(request_digest, key)
+        except OSError as exc:  # costs only the speed of the first call after the next restart
+            log.warning("could not update the request index: %s", exc.strerror)
 
     @staticmethod
     def _relay(send: Send, said: frozenset[str] = frozenset()) -> Callable[[str], None]:

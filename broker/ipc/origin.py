@@ -12,9 +12,12 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from broker.core.remote import LOCAL, Caller
 from broker.ipc import peercred
+
+if TYPE_CHECKING:
+    from broker.core.remote import Caller
 
 # Executable names (basename of /proc/<pid>/exe, or its comm) that relay another machine's connections.
 FORWARDERS = frozenset({"ssh", "sshd", "sshd-session"})
@@ -44,8 +47,20 @@ def process_name(pid: int, *, proc: str = "/proc", readlink: ReadLink = os.readl
         return ""
 
 
+def relay(sock: socket.socket) -> str:
+    """The relay at the other end of ``sock`` ("ssh", "sshd", …), or "" for a local caller."""
+    try:
+        pid = peercred.peer_pid(sock.getsockopt)
+    except (OSError, peercred.PeerCredError):
+        return ""
+    name = process_name(pid) if pid is not None and pid > 0 else ""
+    return name if name in FORWARDERS else ""
+
+
 def classify(pid: int | None, name_of: Callable[[int], str] = process_name) -> Caller:
     """A Caller for a peer pid: forwarded when the process is one of FORWARDERS."""
+    from broker.core.remote import LOCAL, Caller
+
     if pid is None or pid <= 0:
         return LOCAL
     name = name_of(pid)
@@ -56,6 +71,8 @@ def classify(pid: int | None, name_of: Callable[[int], str] = process_name) -> C
 
 def identify(sock: socket.socket) -> Caller:
     """The Caller at the other end of ``sock`` (Linux: from SO_PEERCRED's pid; elsewhere: local)."""
+    from broker.core.remote import LOCAL
+
     try:
         pid = peercred.peer_pid(sock.getsockopt)
     except (OSError, peercred.PeerCredError):

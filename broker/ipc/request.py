@@ -6,12 +6,16 @@ Shared by the Handler and by the first answers a daemon gives before its Handler
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from broker import __version__
 from broker.core.errors import BadRequest, InvalidArguments, UnsupportedVersion
 from shim import wire
 from shim.main import is_forwarded
+from shim.spawn import looks_secret
 
 # Bounds on one request's fields (the whole line is bounded by wire.MAX_REQUEST_BYTES already).
 MAX_ARGS = 256
@@ -81,3 +85,19 @@ def cwd_of(request: dict[str, Any]) -> str:
         raise BadRequest("cwd must be a string")
     check_text(cwd, "the current directory")
     return cwd
+
+
+def digest(argv: Sequence[str], env: Mapping[str, str], cwd: str | None) -> str:
+    """A request's identity in the request index (broker/store/request_index.py): this kubetray version,
+    the arguments, the forwarded environment and — for requests whose profile depends on it — the
+    current directory (``cwd`` None otherwise). Only requests that carry no secret are ever indexed
+    (:func:`indexable`), so the digest of one reveals nothing a profile record does not."""
+    material = json.dumps([__version__, list(argv), sorted(env.items()), cwd], ensure_ascii=True,
+                          separators=(",", ":"))
+    return hashlib.sha256(material.encode("ascii")).hexdigest()
+
+
+def indexable(env: Mapping[str, str], has_secrets: bool) -> bool:
+    """Whether a request may be remembered by digest: no secret among its arguments (``has_secrets``,
+    as the parser found them) and no variable named like one in its environment."""
+    return not has_secrets and not any(looks_secret(name) for name in env)

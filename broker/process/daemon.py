@@ -75,8 +75,15 @@ def run(*, detach: bool = False, foreground_log: bool = False, headless: bool = 
     from broker import app
 
     try:
+        listener = transport.listen(transport.endpoint(paths.socket))  # the shim that started us is connecting
+    except OSError as exc:
+        if lock is not None:
+            lock.release()
+        return _refuse(f"cannot listen on {paths.socket}: {exc.strerror or exc}")
+    try:
+        adopted = app.answer_first(paths, listener, first_wait=FIRST_WAIT) if listener is not None else []
         daemon = app.build_daemon(paths, open_store=app.build_store, lock=lock, transport=transport,
-                                  first_wait=FIRST_WAIT)
+                                  listener=listener, adopted=adopted)
     except KubetrayError as exc:
         if lock is not None:
             lock.release()

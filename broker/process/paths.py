@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from shim import wire
 
@@ -48,8 +48,7 @@ def _xdg_state_home(environ: Mapping[str, str]) -> str:
     return os.path.join(home if os.path.isabs(home) else os.path.expanduser("~"), ".local", "state")
 
 
-@dataclass(frozen=True)
-class Paths:
+class Paths(NamedTuple):  # not a dataclass: the first answers read it before dataclasses load
     runtime_dir: str  # the socket, start lock, start log (0700)
     socket: str
     state_dir: str  # profiles.json (non-secret)
@@ -68,6 +67,11 @@ class Paths:
     @property
     def registry(self) -> str:
         return os.path.join(self.state_dir, "profiles.json")
+
+    @property
+    def request_index(self) -> str:
+        """Which profile each (secret-free) request maps to (broker/store/request_index.py)."""
+        return os.path.join(self.state_dir, "requests.json")
 
     @property
     def remote_policy(self) -> str:

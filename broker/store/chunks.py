@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +19,7 @@ MANIFEST_PREFIX = "kubetray-chunked:"
 SLOTS = ("a", "b")
 
 
-@dataclass(frozen=True)
-class Manifest:
+class Manifest(NamedTuple):  # not a dataclass: dataclasses are not imported on the first call's path
     slot: str
     n: int
     sha256: str

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from broker.core.errors import StoreUnavailable
-from broker.core.model import Token
-from broker.core.ports import SecretStore
+
+if TYPE_CHECKING:  # the first answers read entries (read_entry) before the model loads
+    from broker.core.model import Token
+    from broker.core.ports import SecretStore
 
 log = logging.getLogger(__name__)
 
@@ -30,17 +32,35 @@ def entry_name(key: str) -> str:
     return PREFIX + key
 
 
-def encode(token: Token) -> str:
-    return json.dumps({"v": 1, **{name: getattr(token, name) for name in _FIELDS}}, separators=(",", ":"))
+def encode(token: Token, serve_until: float) -> str:
+    """The entry: the token's fields, and until when it may be handed to kubectl (Policy.serve_until,
+    so the first answers need no policy of their own)."""
+    body = {"v": 1, **{name: getattr(token, name) for name in _FIELDS}, "serve_until": serve_until}
+    return json.dumps(body, separators=(",", ":"))
+
+
+def read_entry(text: str) -> dict[str, Any] | None:
+    """An entry's fields, checked (``access_token`` a non-empty string, ``serve_until`` and
+    ``expires_on`` numbers), or None when the entry is not one this version wrote."""
+    try:
+        body = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(body, dict) or body.get("v") != 1:
+        return None
+    token, until, expires = body.get("access_token"), body.get("serve_until"), body.get("expires_on")
+    if not isinstance(token, str) or not token or not all(
+            isinstance(x, int | float) and not isinstance(x, bool) for x in (until, expires)):
+        return None
+    return body
 
 
 def decode(text: str) -> Token | None:
     """The token in an entry, or None when the entry is not one this version wrote."""
-    try:
-        body = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(body, dict) or body.get("v") != 1:
+    from broker.core.model import Token
+
+    body = read_entry(text)
+    if body is None:
         return None
     try:
         token = Token(access_token=body["access_token"], expires_on=float(body["expires_on"]),
@@ -85,8 +105,8 @@ class KeyringTokenVault:
             log.warning("ignoring an unreadable saved token of profile %s", key)
         return token
 
-    def save(self, key: str, token: Token) -> None:
-        self._writable().save(entry_name(key), encode(token))
+    def save(self, key: str, token: Token, serve_until: float) -> None:
+        self._writable().save(entry_name(key), encode(token, serve_until))
 
     def forget(self, key: str) -> None:
         self._writable().delete(entry_name(key))

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from broker.core.errors import LoginRequired, StoreUnavailable
-from broker.core.model import RequestContext, Token
+from broker.core.model import Token
 from broker.core.service import TokenService
 from broker.store import token_vault
 from broker.store.token_vault import KeyringTokenVault
@@ -163,26 +163,13 @@ def test_a_vault_that_cannot_be_written_costs_only_the_next_restart(
     assert token.access_token not in caplog.text
 
 
-def test_adopt_takes_a_servable_token_once_and_never_over_a_known_one(clock: FakeClock, submit: ThreadSubmit,
-                                                                     store: MemoryStore) -> None:
-    service = _service(clock, submit, store)
-    saved = Token("saved-token", expires_on=clock.now() + 3000, obtained_at=clock.now() - 600, account="alice")
-    context = RequestContext({"AAD_LOGIN_METHOD": "interactive"}, "/home/alice")
-    assert not service.adopt(profile(login="spn"), context, saved)  # keeps nothing at rest
-    stale = Token("stale", expires_on=clock.now() + 30, obtained_at=clock.now() - 3570)
-    assert not service.adopt(profile(), context, stale)
-    assert service.adopt(profile(), context, saved)
-    assert service.cached(profile()) is saved
-    assert not service.adopt(profile(), context, Token("other", expires_on=clock.now() + 3000,
-                                                       obtained_at=clock.now()))
-    assert service.cached(profile()) is saved
-    assert service.snapshot()[0].account == "alice"
-
-
 def test_the_entry_round_trips_and_anything_else_reads_as_absent() -> None:
     token = Token("a.b.c", expires_on=1.5, obtained_at=0.5, account="bob", home_account_id="oid.tid",
                   tenant_id="tid")
-    assert token_vault.decode(token_vault.encode(token)) == token
+    assert token_vault.decode(token_vault.encode(token, 1.25)) == token
+    entry = token_vault.read_entry(token_vault.encode(token, 1.25))
+    assert entry is not None and entry["serve_until"] == 1.25 and entry["access_token"] == "a.b.c"
+    assert token_vault.read_entry('{"v":1,"access_token":"t","expires_on":2,"serve_until":true}') is None
     for text in ("", "{", "[]", '{"v":2}', '{"v":1}', '{"v":1,"access_token":5,"expires_on":1,"obtained_at":0,'
                  '"account":"","home_account_id":"","tenant_id":""}',
                  '{"v":1,"access_token":"","expires_on":1,"obtained_at":0,"account":"","home_account_id":"",'
@@ -192,11 +179,25 @@ def test_the_entry_round_trips_and_anything_else_reads_as_absent() -> None:
 
 def test_the_light_reader_is_asked_first_and_the_store_only_when_it_cannot_tell(store: MemoryStore) -> None:
     token = Token("a.b.c", expires_on=10.0, obtained_at=0.0)
-    KeyringTokenVault(store).save("k1", token)
+    KeyringTokenVault(store).save("k1", token, 9.0)
     reader = SilentReader()
     assert KeyringTokenVault(store, reader).load("k1") == token
     assert reader.reads == 1
     read_only = KeyringTokenVault(None, reader)
     assert read_only.load("k1") is None  # cannot tell and may not wait for the store: no answer
     with pytest.raises(StoreUnavailable):
-        read_only.save("k1", token)
+        read_only.save("k1", token, 9.0)
+
+
+def test_a_profile_known_from_before_the_restart_warms_up_from_the_vault(clock: FakeClock, submit: ThreadSubmit,
+                                                                        store: MemoryStore) -> None:
+    registry = MemoryRegistry()
+    _service(clock, submit, store, registry=registry).get_token(profile(), person_present=True).result(5)
+    _wait_for(lambda: store.items, "nothing kept")
+    source = FakeSource(clock)
+    restarted = _service(clock, submit, store, source, registry)
+    assert restarted.restore() == 1
+    assert restarted.run_due() == 1  # the warm-up of the remembered profile
+    _wait_for(lambda: restarted.snapshot()[0].state == "ok", "the warm-up did not take the kept token")
+    assert source.silent_calls == []  # no sign-in source (msal, the provider) was needed for it
+    assert restarted.next_due() is not None and restarted.next_due() > clock.now()  # refreshed at its time
