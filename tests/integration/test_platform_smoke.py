@@ -1,7 +1,8 @@
 """The smoke test every OS runs (the CI workflow's ubuntu, macos and windows jobs; Linux here).
 
 Start the daemon, sign in by device code at the test authority (which approves by itself), then run the
-shim the way a converted kubeconfig runs it on this OS and get a credential; stop the daemon. The keyring
+shim the way a converted kubeconfig runs it on this OS and get a credential; stop the daemon, and get
+the same credential again from the token kept in the keyring. The keyring
 is this OS's own: the private Secret Service on Linux, the temporary unlocked keychain the workflow makes
 the default on macOS, Credential Manager on Windows.
 """
@@ -78,6 +79,15 @@ def test_daemon_shim_and_the_os_keyring_give_kubectl_a_credential(smoke_rig: Rig
     assert claims["aud"] == SERVER_ID and claims["upn"] == rig.authority.user.upn
     status = rig.status()
     assert status["running"] and status["keyring"] not in ("", "opening")
+    # Stopped (as by Quit or a reboot) and asked again: the kept token answers, with no request to the
+    # authority (on Linux before the server loads; elsewhere once the OS keyring has opened).
+    rig.stop_daemon()
+    before = {k: v for k, v in rig.authority.counts.items() if k.startswith("token.")}
+    again = rig.run(*command, *rig.get_token_args("devicecode"), credential_on_stdout=True,
+                    KUBERNETES_EXEC_INFO=EXEC_INFO)
+    assert again.returncode == 0, again.stderr.decode()
+    assert json.loads(again.stdout)["status"]["token"] == credential["status"]["token"]
+    assert {k: v for k, v in rig.authority.counts.items() if k.startswith("token.")} == before
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="takes the D-Bus session away, a Linux notion")
