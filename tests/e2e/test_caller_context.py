@@ -25,6 +25,7 @@ import pytest
 from shim.main import FORWARDED_ENV, is_forwarded
 from tests.e2e.test_entra_modes import _FAKE_AZ, SECRET, SP_ID, _MsiServer, erig  # noqa: F401
 from tests.support.authority import TestUser
+from tests.support.probes import read_line
 from tests.support.rig import BIN, SERVER_ID, Rig
 
 pytestmark = pytest.mark.e2e
@@ -155,13 +156,7 @@ class _RecordingDaemon:
             except OSError:
                 return
             with conn:
-                data = b""
-                while not data.endswith(b"\n"):
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                self.lines.append(data)
+                self.lines.append(read_line(conn))
                 body = {"kind": "ExecCredential", "apiVersion": "client.authentication.k8s.io/v1",
                         "status": {"token": "recorded", "expirationTimestamp": "2099-01-01T00:00:00Z"}}
                 conn.sendall(b'{"v":1,"type":"credential","body":' + json.dumps(body).encode() + b"}\n")

@@ -41,18 +41,10 @@ SAVED = "saved.access.token-first-answer"
 _PROBE = r"""
 import json, os, socket, sys, threading, time
 
+from tests.support.probes import hold, read_line
+
 heavy = set(json.loads(sys.argv[3]))
-release = threading.Event()
-
-
-class HoldHeavyImports:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in heavy:
-            release.wait(30)
-        return None
-
-
-sys.meta_path.insert(0, HoldHeavyImports())
+release = hold(heavy)
 from broker import app
 from broker.ipc import unix
 from broker.process.paths import Paths
@@ -81,13 +73,7 @@ def ask(line):
         s.settimeout(30)
         s.connect(paths.socket)
         s.sendall(line)
-        reply = b""
-        while not reply.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            reply += chunk
-        return reply.decode()
+        return read_line(s).decode()
 
 
 builder = threading.Thread(target=build)

@@ -19,22 +19,12 @@ import pytest
 HEAVY = ("msal", "requests", "keyring", "pystray", "PIL", "ruamel", "jwt", "cryptography", "gi")
 
 _PROBE = r"""
-import json, sys, threading
+import json, sys
+
+from tests.support.probes import hold
 
 heavy = set(json.loads(sys.argv[3]))
-release = threading.Event()
-
-
-class HoldHeavyImports:
-    # Holds every import of a heavy package until the endpoint has answered: if answering needed one, the
-    # ping would wait for it and time out, and the heavy module would be in sys.modules.
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in heavy:
-            release.wait(30)
-        return None
-
-
-sys.meta_path.insert(0, HoldHeavyImports())
+release = hold(heavy)  # if answering needed one, the ping would wait for it and time out
 from broker.cli import main as cli_main  # what `python -m broker run` imports first
 from broker import app
 from broker.ipc import instance

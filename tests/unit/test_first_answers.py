@@ -5,8 +5,11 @@ The request index they rely on, and what the handler lets into it."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +23,7 @@ from broker.ipc.request import digest, indexable
 from broker.store.request_index import JsonRequestIndex
 from shim import wire
 from shim.main import encode_request
+from tests.support.probes import read_line
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="Unix sockets; Windows serves a named pipe, which "
                                 "has no first answers (the vault is read once the keyring has loaded)")
@@ -58,12 +62,15 @@ class Phase:
 
 
 @pytest.fixture
-def listener(tmp_path: Path) -> Iterator[socket.socket]:
+def listener() -> Iterator[socket.socket]:
+    # A short directory: macOS runners' temporary paths can pass sockaddr_un's 104 bytes.
+    directory = tempfile.mkdtemp(prefix="kt-", dir="/tmp")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(str(tmp_path / "s"))
+    sock.bind(os.path.join(directory, "s"))
     sock.listen(16)
     yield sock
     sock.close()
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def _clients(listener: socket.socket, lines: list[bytes]) -> list[socket.socket]:
@@ -79,13 +86,7 @@ def _clients(listener: socket.socket, lines: list[bytes]) -> list[socket.socket]
 
 
 def _reply(client: socket.socket) -> dict[str, Any]:
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = client.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    reply: dict[str, Any] = json.loads(data)
+    reply: dict[str, Any] = json.loads(read_line(client))
     return reply
 
 
