@@ -11,6 +11,7 @@ import logging
 import threading
 from concurrent.futures import Future
 
+from broker.core.errors import KubetrayError
 from broker.core.model import NO_CONTEXT, RequestContext, Token
 from broker.core.ports import Progress
 
@@ -40,6 +41,9 @@ class Flight:
         self.context = context
         self.generation = generation
         self.future: Future[Token] = Future()
+        # Set when the flight failed but its callers were given the current token instead (the provider
+        # is down and the token still works): what a caller that asked for a *new* token is told.
+        self.fell_back: KubetrayError | None = None
         self.person_present = False
         self.allow_auto = False
         self._lock = threading.Lock()

@@ -114,12 +114,25 @@ class TokenService:
         return self._fly(profile, FlightKind.SIGN_IN, context, progress, person_present=True, allow_auto=True)
 
     def refresh(self, key: str) -> Future[Token]:
-        """Refresh now without interaction (never starts a sign-in)."""
+        """Refresh now without interaction (never starts a sign-in). Fails with the refresh's error when
+        it got no new token, also when the current one is still served meanwhile (kubectl is not told:
+        it gets the working token; the person who asked for a refresh is)."""
         with self._lock:
             state = self._states.get(key)
         if state is None:
             raise BadRequest(f"no profile {key!r}; `kubetray status` lists them")
-        return self._fly(state.profile, FlightKind.REFRESH, None, None, person_present=False, allow_auto=False)
+        flight = self._join(state.profile, FlightKind.REFRESH, None, None, person_present=False, allow_auto=False)
+        refreshed: Future[Token] = Future()
+
+        def settle(done: Future[Token]) -> None:
+            error = done.exception() or flight.fell_back
+            if error is not None:
+                refreshed.set_exception(error)
+            else:
+                refreshed.set_result(done.result())
+
+        flight.future.add_done_callback(settle)
+        return refreshed
 
     def logout(self, key: str) -> str | None:
         """Sign the profile out: forget its token and the caller context it kept (secrets included),
@@ -185,6 +198,13 @@ class TokenService:
     ) -> Future[Token]:
         """Join or start the profile's flight. ``context`` None: a refresh nobody asked for, which uses
         the latest caller's context of this profile."""
+        return self._join(profile, kind, context, progress, person_present=person_present,
+                          allow_auto=allow_auto).future
+
+    def _join(
+        self, profile: Profile, kind: FlightKind, context: RequestContext | None, progress: Progress | None, *,
+        person_present: bool, allow_auto: bool
+    ) -> Flight:
         with self._lock:
             state = self._states.setdefault(profile.key, ProfileState(profile=profile))
             if profile != state.profile and kind in (FlightKind.OBTAIN, FlightKind.SIGN_IN):
@@ -196,11 +216,11 @@ class TokenService:
             if flight is None:
                 flight = self._flights[profile.key] = Flight(kind, state.context, state.generation)
                 self._stats["flights"] += 1
-        future = flight.join(progress, person_present=person_present, allow_auto=allow_auto)
+        flight.join(progress, person_present=person_present, allow_auto=allow_auto)
         if started:
             self._changed()
             self.submit(lambda: self._run(state, flight))
-        return future
+        return flight
 
     def _run(self, state: ProfileState, flight: Flight) -> None:
         profile = state.profile
@@ -331,6 +351,7 @@ class TokenService:
             flight.future.set_result(token)
             self._keep_in_vault(state, flight, token)  # after the callers have their answer
         elif fallback is not None:
+            flight.fell_back = error
             log.warning("refresh of %s failed (%s); serving the current token", state.profile.key, error.code)  # type: ignore[union-attr]
             flight.future.set_result(fallback)
         else:

@@ -112,6 +112,20 @@ def test_failed_refresh_backs_off_and_keeps_serving_the_valid_token(
     assert due2 is not None and clock.now() + 10 <= due2 <= clock.now() + 20  # exponential
 
 
+def test_an_asked_for_refresh_that_fails_says_so_while_kubectl_keeps_the_working_token(
+    service: TokenService, source: FakeSource, clock: FakeClock
+) -> None:
+    service.get_token(profile(), person_present=False).result(5)
+    source.silent_error = ProviderUnreachable("the provider is down")
+    clock.advance(600)
+    with pytest.raises(ProviderUnreachable, match="down"):  # `kubetray refresh`, the tray's Refresh now
+        service.refresh(profile().key).result(5)
+    assert service.get_token(profile(), person_present=False).result(5).access_token == "tok-1"
+    source.silent_error = None
+    source.signed_in = True
+    assert service.refresh(profile().key).result(5).access_token == "tok-2"  # and a working one says so
+
+
 def test_revoked_refresh_marks_sign_in_required_without_opening_a_browser(
     service: TokenService, source: FakeSource, clock: FakeClock
 ) -> None:
