@@ -68,6 +68,9 @@ class ProfileState:
             last_refresh=self.last_refresh,
             last_used=self.last_used,
             needs_sign_in=self.needs_sign_in,
+            # Signed out on purpose, or an automatic sign-in abandoned: after a restart too, only a person
+            # starts the next sign-in (no browser tab opens for an IDE's background kubectl).
+            auto_sign_in_blocked=self.auto_sign_in_blocked,
         )
         return record
 
@@ -83,6 +86,7 @@ class ProfileState:
             last_refresh=float(record.get("last_refresh") or 0.0),  # type: ignore[arg-type]
             last_used=float(record.get("last_used") or 0.0),  # type: ignore[arg-type]
             needs_sign_in=bool(record.get("needs_sign_in")),
+            auto_sign_in_blocked=bool(record.get("auto_sign_in_blocked")),
         )
 
 

@@ -183,3 +183,23 @@ def _wait_until(predicate: object, timeout: float = 5.0) -> None:
             return
         time.sleep(0.005)
     raise AssertionError("condition not reached in time")
+
+
+def test_a_deliberate_sign_out_is_remembered_across_a_restart(
+    service: TokenService, source: FakeSource, clock: FakeClock, registry: MemoryRegistry
+) -> None:
+    service.get_token(profile(), person_present=False).result(5)
+    service.logout(profile().key)
+    submit = ThreadSubmit()
+    try:
+        restarted = TokenService(source=source, clock=clock, submit=submit, registry=registry, rand=lambda: 0.5)
+        assert restarted.restore() == 1
+        with pytest.raises(LoginRequired, match="kubetray login"):  # no browser for a background kubectl
+            restarted.get_token(profile(), person_present=False).result(5)
+        assert source.sign_in_calls == 1
+        assert restarted.login(profile()).result(5).access_token == "tok-2"  # a person signs in again
+        again = TokenService(source=source, clock=clock, submit=submit, registry=registry, rand=lambda: 0.5)
+        again.restore()
+        assert again.get_token(profile(), person_present=False).result(5)  # and nothing is blocked any more
+    finally:
+        submit.close()
