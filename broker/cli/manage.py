@@ -16,6 +16,7 @@ from broker.kubeconfig import contexts as kcontexts
 from broker.kubeconfig.files import KubeconfigError
 from broker.process.paths import Paths
 from shim.main import is_forwarded
+from shim.text import printable
 
 
 class CliError(Exception):
@@ -44,7 +45,7 @@ def replies(paths: Paths, op: str, *, timeout: float | None = 10.0, **fields: An
         for reply in instance.request(paths.socket, op, timeout=timeout, **fields):
             kind = reply.get("type")
             if kind == "progress":
-                print(reply.get("message", ""), file=sys.stderr, flush=True)
+                print(printable(str(reply.get("message", ""))), file=sys.stderr, flush=True)
             elif kind == "error":
                 raise CliError(str(reply.get("message")))
             else:
@@ -162,12 +163,19 @@ def whoami(args: argparse.Namespace, paths: Paths) -> int:
         print(json.dumps(doc, indent=2))
         return 0
     for name in ("context", "upn", "oid", "tenant", "groups", "aud", "appid", "iss"):
-        print(f"{name + ':':9} {doc[name] if doc[name] is not None else '-'}")
-    print(f"{'exp:':9} {when(doc['exp'])}")
+        _say(f"{name + ':':9} {doc[name] if doc[name] is not None else '-'}")
+    _say(f"{'exp:':9} {when(doc['exp'])}")
     return 0
 
 
 # -- output --------------------------------------------------------------------------------------------
+def _say(text: str) -> None:
+    """One block of human output. What it shows comes from elsewhere too (kubeconfig context names, a
+    token's claims, provider errors, a remote shim's host name), so each line is made printable: no
+    escape sequence or bidi override reaches the terminal."""
+    print("\n".join(printable(line) for line in text.split("\n")))
+
+
 def when(epoch: object) -> str:
     if not isinstance(epoch, int | float) or not epoch:
         return "never"
@@ -185,45 +193,45 @@ def _ago(epoch: object) -> str:
 def _print_result(reply: dict[str, Any]) -> None:
     kind = reply.get("type")
     if kind == "signed_in":
-        print(f"signed in: {reply.get('account') or reply.get('key')} (expires {when(reply.get('expires_on'))})")
+        _say(f"signed in: {reply.get('account') or reply.get('key')} (expires {when(reply.get('expires_on'))})")
     elif kind == "refreshed":
-        print(f"refreshed {reply.get('key')} (expires {when(reply.get('expires_on'))})")
+        _say(f"refreshed {reply.get('key')} (expires {when(reply.get('expires_on'))})")
     elif kind == "signed_out":
-        print(f"signed out {reply.get('key')}: its tokens are gone from the keyring and the daemon")
+        _say(f"signed out {reply.get('key')}: its tokens are gone from the keyring and the daemon")
         if reply.get("note"):
-            print(f"  {reply['note']}")
+            _say(f"  {reply['note']}")
     elif kind == "bye":
-        print("kubetray stopped")
+        _say("kubetray stopped")
 
 
 def _print_status(doc: dict[str, Any]) -> None:
-    print(f"daemon:  running (pid {doc.get('pid')}, kubetray {doc.get('version')})")
-    print(f"socket:  {doc.get('socket')}")
-    print(f"keyring: {doc.get('keyring')}")
+    _say(f"daemon:  running (pid {doc.get('pid')}, kubetray {doc.get('version')})")
+    _say(f"socket:  {doc.get('socket')}")
+    _say(f"keyring: {doc.get('keyring')}")
     if doc.get("tray"):
-        print(f"tray:    {doc['tray']}")
+        _say(f"tray:    {doc['tray']}")
     net = doc.get("network") or {}
     if net:
         values = ", ".join(f"{k}={v}" for k, v in (net.get("variables") or {}).items())
         values = values or "no proxy or CA variables (direct, system CAs)"
-        print(f"network: {values}; from {net.get('source')}")
+        _say(f"network: {values}; from {net.get('source')}")
     profiles = doc.get("profiles") or []
     remote: dict[str, Any] = doc["remote"] if isinstance(doc.get("remote"), dict) else {}
     local_only = set(remote.get("local_only") or [])
     if not profiles:
-        print("profiles: none yet (they appear after the first kubectl call)")
+        _say("profiles: none yet (they appear after the first kubectl call)")
     for p in profiles:
-        print(f"\n{p['key']}  {p['state']}")
-        print(f"  account:      {p.get('account') or '-'}")
-        print(f"  tenant:       {p.get('tenant_id') or '-'}  (login {p.get('login')})")
-        print(f"  authority:    {p.get('authority')}")
-        print(f"  contexts:     {', '.join(p.get('contexts') or []) or '-'}")
-        print(f"  expires:      {when(p.get('expires_on'))}")
-        print(f"  last refresh: {_ago(p.get('last_refresh'))}")
+        _say(f"\n{p['key']}  {p['state']}")
+        _say(f"  account:      {p.get('account') or '-'}")
+        _say(f"  tenant:       {p.get('tenant_id') or '-'}  (login {p.get('login')})")
+        _say(f"  authority:    {p.get('authority')}")
+        _say(f"  contexts:     {', '.join(p.get('contexts') or []) or '-'}")
+        _say(f"  expires:      {when(p.get('expires_on'))}")
+        _say(f"  last refresh: {_ago(p.get('last_refresh'))}")
         if p.get("last_error"):
-            print(f"  problem:      {p['last_error']}")
+            _say(f"  problem:      {p['last_error']}")
         if p.get("key") in local_only:
-            print("  remote:       local-only (refused to callers forwarded through ssh)")
+            _say("  remote:       local-only (refused to callers forwarded through ssh)")
     _print_remote(remote)
 
 
@@ -232,10 +240,10 @@ def _print_remote(remote: dict[str, Any]) -> None:
     recent = remote.get("recent") or []
     if not recent:
         return
-    print("\nremote use (host as the remote shim named it; the ssh relay is what the kernel showed):")
+    _say("\nremote use (host as the remote shim named it; the ssh relay is what the kernel showed):")
     for use in recent:
         outcome = "refused (local-only)" if use.get("refused") else "served"
         if isinstance(use.get("count"), int) and use["count"] > 1:
             outcome += f" ({use['count']} calls)"
-        print(f"  {_ago(use.get('at'))}  {use.get('origin')} via {use.get('via')}  profile {use.get('profile')}  "
+        _say(f"  {_ago(use.get('at'))}  {use.get('origin')} via {use.get('via')}  profile {use.get('profile')}  "
               f"{outcome}")

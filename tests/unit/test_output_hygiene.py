@@ -93,3 +93,20 @@ def test_the_shim_fast_path_never_loads_the_text_cleaner() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=30)
     assert proc.stdout.splitlines()[-1] == "0 False", proc.stdout + proc.stderr
+
+
+def test_status_and_whoami_text_from_kubeconfigs_and_tokens_reaches_the_terminal_clean(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from broker.cli import manage
+
+    hostile = "prod\x1b]0;owned\x07\x1b[2J\u202eevil"
+    manage._print_status({"pid": 1, "version": "x", "socket": "/s", "keyring": "k", "profiles": [
+        {"key": "abc", "state": "ok", "account": hostile, "tenant_id": "t", "login": "interactive",
+         "authority": "https://a/b", "contexts": [hostile], "expires_on": None, "last_refresh": None,
+         "last_error": hostile}],
+        "remote": {"recent": [{"at": 0, "origin": hostile, "via": "ssh", "profile": "abc", "refused": False}]}})
+    manage._print_result({"type": "signed_out", "key": "abc", "note": hostile})
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+    assert out.count("prodevil") == 5  # the words are still there
+    assert "\nabc  ok\n" in out  # the layout's own line breaks are kept
