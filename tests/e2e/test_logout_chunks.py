@@ -36,8 +36,11 @@ def test_logout_removes_every_chunk_of_a_large_cache_and_a_restart_finds_nothing
     failed = rig.kubectl("get", "pods")
     assert failed.returncode != 0 and b"kubetray login" in failed.stderr
 
-    rig.stop_daemon()  # a new daemon finds nothing to sign in silently with
+    rig.stop_daemon()  # a new daemon finds nothing to sign in silently with, and remembers the sign-out
+    blocked = rig.kubectl("get", "pods")
+    assert blocked.returncode != 0 and b"kubetray login" in blocked.stderr
+    assert rig.kubetray("login", "--context", "aks").returncode == 0  # a person signs in afresh
     again = rig.kubectl("get", "pods")
-    assert again.returncode == 0  # kubectl signs in afresh (the browser stand-in approves)
+    assert again.returncode == 0, again.stderr.decode()
     assert rig.authority.counts["sign_ins"] == 2
     assert len([n for n in _entries(cache) if "#" in n]) >= 10  # and stores the new cache in chunks again
