@@ -157,10 +157,17 @@ class TokenService:
             records = [s.to_record() for s in self._states.values()]
         self._save(records)
         self._changed()
+        kept_error: KubetrayError | None = None
         if self.vault is not None and profile.keeps_sign_in:
             with self._vault_lock:  # after the generation bump: a flight's write either came before or never
-                self.vault.forget(key)
-        return self.source.sign_out(profile)  # the source's revocation, keyring deletion and app closing
+                try:
+                    self.vault.forget(key)
+                except KubetrayError as exc:  # the sign-in itself must still go; then say what failed
+                    kept_error = exc
+        note = self.source.sign_out(profile)  # the source's revocation, keyring deletion and app closing
+        if kept_error is not None:
+            raise kept_error
+        return note
 
     def profile(self, key: str) -> Profile | None:
         with self._lock:

@@ -7,18 +7,29 @@ from __future__ import annotations
 import json
 
 from tests.support.rig import Rig
+from tests.support.tray_harness import wait_for
 
 
 def _requests(rig: Rig) -> list[list[str]]:
-    doc = json.loads((rig.root / "state" / "requests.json").read_text())
+    try:
+        doc = json.loads((rig.root / "state" / "requests.json").read_text())
+    except FileNotFoundError:
+        return []
     rows: list[list[str]] = doc["requests"]
+    return rows
+
+
+def _indexed(rig: Rig, count: int) -> list[list[str]]:
+    """The index once it holds ``count`` requests (the daemon writes it beside the reply, on its executor)."""
+    rows: list[list[str]] = wait_for(lambda: len(rows := _requests(rig)) == count and rows, 10,
+                                     f"{count} request(s) in the index")
     return rows
 
 
 def test_the_first_kubectl_after_a_stop_is_answered_from_the_keyring(rig: Rig) -> None:
     assert rig.kubectl("get", "pods").returncode == 0  # signs in; the daemon keeps the token and the request
     key = rig.status()["profiles"][0]["key"]
-    assert [k for _, k in _requests(rig)] == [key]
+    assert [k for _, k in _indexed(rig, 1)] == [key]
     rig.stop_daemon()
     before = rig.authority.counts
     for _ in range(2):
@@ -42,13 +53,14 @@ def test_a_request_the_daemon_has_not_seen_goes_the_long_way(rig: Rig) -> None:
     assert proc.returncode == 0, proc.stderr.decode()
     assert "first call(s) from the keyring" not in rig.daemon_log()
     assert rig.authority.counts["sign_ins"] == 1  # the kept token (or the refresh token) served it
-    assert len(_requests(rig)) == 2  # and now it is known too
+    assert len(_indexed(rig, 2)) == 2  # and now it is known too
 
 
 def test_requests_that_carry_a_secret_are_never_remembered(rig: Rig) -> None:
     assert rig.kubectl("get", "pods").returncode == 0
-    known = _requests(rig)
+    known = _indexed(rig, 1)
     rig.write_kubeconfig("ropc", "--username", rig.authority.user.upn, "--password", "hunter2-not-kept")
     rig.kubectl("get", "pods")  # whatever the outcome: the request carried a password
+    rig.stop_daemon()  # and whatever the daemon was still writing is written
     assert _requests(rig) == known
     assert "hunter2-not-kept" not in (rig.root / "state" / "requests.json").read_text()

@@ -201,3 +201,19 @@ def test_a_profile_known_from_before_the_restart_warms_up_from_the_vault(clock: 
     _wait_for(lambda: restarted.snapshot()[0].state == "ok", "the warm-up did not take the kept token")
     assert source.silent_calls == []  # no sign-in source (msal, the provider) was needed for it
     assert restarted.next_due() is not None and restarted.next_due() > clock.now()  # refreshed at its time
+
+
+class ForgetFailingStore(MemoryStore):
+    def delete(self, name: str) -> None:
+        raise StoreUnavailable("the keyring is locked")
+
+
+def test_a_kept_token_that_cannot_be_deleted_still_lets_the_sign_in_go_and_says_so(
+        clock: FakeClock, submit: ThreadSubmit) -> None:
+    source = FakeSource(clock)
+    service = _service(clock, submit, ForgetFailingStore(), source)
+    service.get_token(profile(), person_present=True).result(5)
+    with pytest.raises(StoreUnavailable, match="locked"):
+        service.logout(profile().key)
+    assert source.signed_out == [profile()]  # the source forgot the sign-in all the same
+    assert service.cached(profile()) is None
