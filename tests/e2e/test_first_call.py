@@ -30,6 +30,10 @@ def test_the_first_kubectl_after_a_stop_is_answered_from_the_keyring(rig: Rig) -
     assert rig.kubectl("get", "pods").returncode == 0  # signs in; the daemon keeps the token and the request
     key = rig.status()["profiles"][0]["key"]
     assert [k for _, k in _indexed(rig, 1)] == [key]
+    from broker.app import build_store
+    from broker.store.token_vault import entry_name
+
+    wait_for(lambda: build_store(check=False).load(entry_name(key)) is not None, 30, "the kept token")
     rig.stop_daemon()
     before = rig.authority.counts
     for _ in range(2):

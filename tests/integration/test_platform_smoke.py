@@ -23,6 +23,7 @@ from tests.support.authority import EntraAuthority
 from tests.support.rig import SERVER_ID, Rig
 from tests.support.rig_fixtures import AUTHORITIES
 from tests.support.tls import TestCA
+from tests.support.tray_harness import wait_for
 
 EXEC_INFO = json.dumps({"kind": "ExecCredential", "apiVersion": "client.authentication.k8s.io/v1",
                         "spec": {"interactive": False}})
@@ -80,7 +81,13 @@ def test_daemon_shim_and_the_os_keyring_give_kubectl_a_credential(smoke_rig: Rig
     status = rig.status()
     assert status["running"] and status["keyring"] not in ("", "opening")
     # Stopped (as by Quit or a reboot) and asked again: the kept token answers, with no request to the
-    # authority (on Linux before the server loads; elsewhere once the OS keyring has opened).
+    # authority (on Linux before the server loads; elsewhere once the OS keyring has opened). The daemon
+    # keeps it just after answering: wait for it to be there before stopping.
+    from broker.app import build_store
+    from broker.store.token_vault import entry_name
+
+    kept = entry_name(status["profiles"][0]["key"])
+    wait_for(lambda: build_store(check=False).load(kept) is not None, 30, "the kept token in the OS keyring")
     rig.stop_daemon()
     before = {k: v for k, v in rig.authority.counts.items() if k.startswith("token.")}
     again = rig.run(*command, *rig.get_token_args("devicecode"), credential_on_stdout=True,
