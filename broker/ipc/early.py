@@ -52,9 +52,10 @@ class FirstAnswers:
     def __init__(self, *, profile_of: Callable[[list[str]], str | None], kept: Callable[[str], dict[str, Any] | None],
                  needs_sign_in: Callable[[str], bool], peer_ok: Callable[[socket.socket], bool],
                  relay: Callable[[socket.socket], str], now: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, peek_wait: float = PEEK_WAIT) -> None:
         self._profile_of, self._kept, self._needs_sign_in = profile_of, kept, needs_sign_in
         self._peer_ok, self._relay, self._now, self._monotonic = peer_ok, relay, now, monotonic
+        self._peek_wait = peek_wait
         self._tokens: dict[str, dict[str, Any]] = {}  # read once per profile in this phase
         self.served = 0
 
@@ -84,7 +85,7 @@ class FirstAnswers:
         try:
             if not self._peer_ok(conn) or self._relay(conn):
                 return False
-            line = _peek_line(conn, self._monotonic() + PEEK_WAIT, self._monotonic)
+            line = _peek_line(conn, self._monotonic() + self._peek_wait, self._monotonic)
             if line is None:
                 return False
             reply = self._credential(line)

@@ -5,11 +5,8 @@ The request index they rely on, and what the handler lets into it."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +15,7 @@ from typing import Any
 import pytest
 
 from broker.execplugin.execcred import rfc3339
-from broker.ipc import early
+from broker.ipc import early, unix
 from broker.ipc.request import digest, indexable
 from broker.store.request_index import JsonRequestIndex
 from shim import wire
@@ -54,32 +51,36 @@ class Phase:
         self.reads.append(key)
         return self.entries.get(key)
 
-    def answers(self) -> early.FirstAnswers:
+    def answers(self, peek_wait: float = early.PEEK_WAIT) -> early.FirstAnswers:
         return early.FirstAnswers(
             profile_of=lambda digests: next((self.index[d] for d in digests if d in self.index), None),
             kept=self.kept, needs_sign_in=lambda key: key in self.signed_out,
-            peer_ok=lambda conn: self.peer_ok, relay=lambda conn: self.relay, now=lambda: NOW)
+            peer_ok=lambda conn: self.peer_ok, relay=lambda conn: self.relay, now=lambda: NOW,
+            peek_wait=peek_wait)
 
 
 @pytest.fixture
-def listener() -> Iterator[socket.socket]:
-    # A short directory: macOS runners' temporary paths can pass sockaddr_un's 104 bytes.
-    directory = tempfile.mkdtemp(prefix="kt-", dir="/tmp")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(os.path.join(directory, "s"))
-    sock.listen(16)
+def socket_path(tmp_path: Path) -> str:
+    (tmp_path / "run").mkdir(mode=0o700)
+    return str(tmp_path / "run" / "kubetray.sock")
+
+
+@pytest.fixture
+def listener(socket_path: str) -> Iterator[socket.socket]:
+    """The daemon's own listener (broker/ipc/unix.py: 0600, and bound through its directory when the
+    path is too long, as on macOS runners) in the test's private directory."""
+    sock = unix.listen(socket_path)
     yield sock
     sock.close()
-    shutil.rmtree(directory, ignore_errors=True)
 
 
-def _clients(listener: socket.socket, lines: list[bytes]) -> list[socket.socket]:
+def _clients(path: str, lines: list[bytes]) -> list[socket.socket]:
     """Connect and send each line (all queued before the phase runs, as callers waiting on a start are)."""
     clients = []
     for line in lines:
         c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         c.settimeout(5)
-        c.connect(listener.getsockname())
+        wire.unix_call(c.connect, path)
         c.sendall(line)
         clients.append(c)
     return clients
@@ -101,9 +102,9 @@ def _unread(conn: socket.socket, size: int) -> bytes:
     return data
 
 
-def test_a_known_request_with_a_servable_kept_token_is_answered(listener: socket.socket) -> None:
+def test_a_known_request_with_a_servable_kept_token_is_answered(listener: socket.socket, socket_path: str) -> None:
     phase = Phase()
-    clients = _clients(listener, [_line(), _line()])
+    clients = _clients(socket_path, [_line(), _line()])
     handover = phase.answers().run(listener, first_wait=5)
     assert handover == []
     for client in clients:
@@ -117,7 +118,8 @@ def test_a_known_request_with_a_servable_kept_token_is_answered(listener: socket
 
 @pytest.mark.parametrize("case", ["unknown request", "needs sign-in", "not servable any more", "nothing kept",
                                   "another op", "malformed", "another user", "forwarded"])
-def test_anything_else_is_handed_over_unread_and_ends_the_phase(listener: socket.socket, case: str) -> None:
+def test_anything_else_is_handed_over_unread_and_ends_the_phase(listener: socket.socket, socket_path: str,
+                                                                case: str) -> None:
     phase = Phase()
     line = _line()
     if case == "unknown request":
@@ -136,7 +138,7 @@ def test_anything_else_is_handed_over_unread_and_ends_the_phase(listener: socket
         phase.peer_ok = False
     elif case == "forwarded":
         phase.relay = "ssh"
-    first, second = _clients(listener, [line, _line()])
+    first, second = _clients(socket_path, [line, _line()])
     handover = phase.answers().run(listener, first_wait=5)
     assert len(handover) == 1
     assert _unread(handover[0], len(line)) == line  # the full server reads it as if it had accepted it
@@ -161,11 +163,10 @@ def test_with_nobody_waiting_it_returns_after_first_wait(listener: socket.socket
     assert done.wait(10) and result == [[]]
 
 
-def test_a_request_that_never_completes_is_handed_over_after_the_peek_wait(
-        listener: socket.socket, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(early, "PEEK_WAIT", 0.05)
-    (client,) = _clients(listener, [b'{"v":1,"op":"exec"'])  # no newline, ever
-    handover = Phase().answers().run(listener, first_wait=5)
+def test_a_request_that_never_completes_is_handed_over_after_the_peek_wait(listener: socket.socket,
+                                                                           socket_path: str) -> None:
+    (client,) = _clients(socket_path, [b'{"v":1,"op":"exec"'])  # no newline, ever
+    handover = Phase().answers(peek_wait=0.05).run(listener, first_wait=5)
     assert len(handover) == 1 and _unread(handover[0], 18) == b'{"v":1,"op":"exec"'
     handover[0].close()
     client.close()
