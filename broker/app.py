@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from broker.ipc.handler import Handler
     from broker.ipc.server import Limits
     from broker.store.keyring_store import KeyringSecretStore
+    from broker.store.secret_service import SecretServiceReader
 
 log = logging.getLogger(__name__)
 
@@ -96,18 +97,13 @@ def answer_first(paths: Paths, listener: socket.socket, *, first_wait: float) ->
     them now; returns the connections left for the full server (pass them to ``build_daemon``). Does
     nothing where the keyring cannot be read without the keyring library (then the vault is read once
     the keyring has opened)."""
-    import sys
-
-    from broker.store import secret_service
-
-    if not secret_service.applies(os.environ, sys.platform):
+    reader = _quick_reader()
+    if reader is None:
         return []
     from broker.ipc import early, origin, unix
     from broker.store import token_vault
     from broker.store.profile_registry import JsonProfileRegistry
     from broker.store.request_index import JsonRequestIndex
-
-    reader = secret_service.SecretServiceReader()
 
     def kept(key: str) -> dict[str, Any] | None:
         try:
@@ -166,7 +162,7 @@ def build_daemon(
     )
 
 
-def _quick_reader() -> Any:
+def _quick_reader() -> SecretServiceReader | None:
     """The keyring reader that needs no `keyring` import, where one reads what the store writes here."""
     import sys
 
@@ -225,7 +221,7 @@ def _assemble(
     can_open_browser: Callable[[], bool] | None = None,
     policy: Policy | None = None,
     limits: Limits | None = None,
-    vault_reader: Any = None,
+    vault_reader: SecretServiceReader | None = None,
 ) -> Daemon:
     from concurrent.futures import ThreadPoolExecutor
 
