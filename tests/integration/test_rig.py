@@ -53,22 +53,6 @@ def no_leftover_threads() -> Iterator[None]:
         time.sleep(0.02)
 
 
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
-    return TestCA.create(tmp_path_factory.mktemp("ca"))
-
-
-@pytest.fixture(scope="module")
-def bundle(ca: TestCA, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return ca.bundle(tmp_path_factory.mktemp("bundle"))
-
-
-@pytest.fixture
-def authority(ca: TestCA, tmp_path: Path) -> Iterator[EntraAuthority]:
-    with EntraAuthority(ca, tmp_path / "authority", auto_approve_device_after=0.0) as server:
-        yield server
-
-
 @pytest.fixture
 def session(bundle: Path) -> Iterator[requests.Session]:
     """A session whose every request names the bundle: REQUESTS_CA_BUNDLE beats a session's verify."""

@@ -26,28 +26,11 @@ from tests.support import browser
 from tests.support._procs import child_pids, reap_children
 from tests.support.authority import EntraAuthority
 from tests.support.fakes import FakeClock, profile
-from tests.support.tls import TestCA
 from tests.unit.test_keyring_store_chunking import InMemoryKeyring
 
 SERVER_ID = "6dae42f8-4368-4678-94ff-3960e28e3630"
 CLIENT_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
 _POPEN_WARNING = "ignore:subprocess .* is still running:ResourceWarning"
-
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
-    return TestCA.create(tmp_path_factory.mktemp("ca"))
-
-
-@pytest.fixture(scope="module")
-def bundle(ca: TestCA, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return ca.bundle(tmp_path_factory.mktemp("bundle"))
-
-
-@pytest.fixture
-def authority(ca: TestCA, tmp_path: Path) -> Iterator[EntraAuthority]:
-    with EntraAuthority(ca, tmp_path / "authority", auto_approve_device_after=0.0) as server:
-        yield server
 
 
 def sessions(bundle: Path, proxy: str = "") -> Iterator[requests.Session]:

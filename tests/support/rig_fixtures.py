@@ -32,6 +32,20 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
     return TestCA.create(tmp_path_factory.mktemp("ca"))
 
 
+@pytest.fixture(scope="session")
+def bundle(ca: TestCA, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The system roots plus the test CA, in one file (what REQUESTS_CA_BUNDLE names for in-process clients)."""
+    return ca.bundle(tmp_path_factory.mktemp("bundle"))
+
+
+@pytest.fixture
+def authority(ca: TestCA, tmp_path: Path) -> Iterator[EntraAuthority]:
+    """A test authority of its own for the test, approving device codes at once (tests that need another
+    behaviour define their own ``authority``)."""
+    with EntraAuthority(ca, tmp_path / "authority", auto_approve_device_after=0.0) as server:
+        yield server
+
+
 @pytest.fixture
 def rig(desktop_session: IsolatedSession, ca: TestCA, tmp_path: Path) -> Iterator[Rig]:
     revived = desktop_session.ensure_keyring()
