@@ -100,6 +100,9 @@ class IpcServer:
             task.cancel()
         if tasks:
             self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        # Closing a transport (the clients' own close, an aborted idle connection) releases its socket in a
+        # callback the loop runs next: let those run before the loop closes.
+        self._loop.run_until_complete(asyncio.sleep(0))
 
     async def _serve(self) -> None:
         if sys.platform == "win32":  # served through transport.PipeTransport there
