@@ -11,9 +11,7 @@ import contextlib
 import json
 import os
 import socket
-import stat
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +21,7 @@ import certifi
 import pytest
 
 from shim.main import FORWARDED_ENV, is_forwarded
-from tests.e2e.test_entra_modes import _FAKE_AZ, SECRET, SP_ID, _MsiServer, erig  # noqa: F401
+from tests.e2e.test_entra_modes import SECRET, SP_ID, _MsiServer, erig, fake_az  # noqa: F401
 from tests.support.authority import TestUser
 from tests.support.probes import read_line
 from tests.support.rig import BIN, SERVER_ID, Rig
@@ -114,14 +112,7 @@ def test_msi_uses_the_identity_endpoint_of_the_user_entrys_exec_env(
 def test_azurecli_finds_az_only_on_the_path_of_the_user_entrys_exec_env(
     erig: Rig, tmp_path: Path, reaped: list[subprocess.Popen[bytes]]  # noqa: F811
 ) -> None:
-    erig.authority.register_client_secret(SP_ID, SECRET)
-    bin_dir = tmp_path / "az-bin"
-    bin_dir.mkdir()
-    az = bin_dir / "az"
-    az.write_text(_FAKE_AZ.format(python=sys.executable, sp=SP_ID, secret=SECRET, server=SERVER_ID,
-                                  tenant=erig.authority.tenant_id,
-                                  token_url=f"{erig.authority.authority_url}/oauth2/v2.0/token"))
-    az.chmod(az.stat().st_mode | stat.S_IXUSR)
+    bin_dir = fake_az(erig, tmp_path)
     reaped.append(_start_daemon_without(erig))
     assert str(bin_dir) not in _daemon_environ(erig).get("PATH", "")
     erig.write_kubeconfig("azurecli")

@@ -261,7 +261,9 @@ _FAKE_AZ = textwrap.dedent('''\
 ''')
 
 
-def test_azurecli_passes_tenant_and_subscription_and_az_logout_takes_effect(erig: Rig, tmp_path: Path) -> None:
+def fake_az(erig: Rig, tmp_path: Path) -> Path:
+    """A directory holding the stand-in ``az`` (its calls logged to az.log there), whose service principal
+    the rig's authority knows."""
     erig.authority.register_client_secret(SP_ID, SECRET)
     bin_dir = tmp_path / "az-bin"
     bin_dir.mkdir()
@@ -270,6 +272,11 @@ def test_azurecli_passes_tenant_and_subscription_and_az_logout_takes_effect(erig
                                   tenant=erig.authority.tenant_id,
                                   token_url=f"{erig.authority.authority_url}/oauth2/v2.0/token"))
     az.chmod(az.stat().st_mode | stat.S_IXUSR)
+    return bin_dir
+
+
+def test_azurecli_passes_tenant_and_subscription_and_az_logout_takes_effect(erig: Rig, tmp_path: Path) -> None:
+    bin_dir = fake_az(erig, tmp_path)
     erig.env["PATH"] = f"{bin_dir}{os.pathsep}{erig.env['PATH']}"
     _kubeconfig(erig, "azurecli", "--subscription", "sub-1234")
     _ok(erig)
