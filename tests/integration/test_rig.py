@@ -9,14 +9,12 @@ import functools
 import hashlib
 import json
 import os
-import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-import webbrowser
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,6 @@ import requests
 
 from tests.support import browser
 from tests.support._jwt import SigningKey
-from tests.support._procs import child_pids, reap_children
 from tests.support.apiserver import ApiServer
 from tests.support.authority import EntraAuthority, TestUser
 from tests.support.tls import TestCA, system_ca_file
@@ -241,23 +238,6 @@ def test_injected_fault_answers_once(authority: EntraAuthority, session: request
 
 
 # --- the scripted browser ---------------------------------------------------------------------------------
-@pytest.fixture
-def scripted_browser(tmp_path: Path, bundle: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """BROWSER set the way the daemon sets it; yields the launch log."""
-    log = tmp_path / "browser.log"
-    script = Path(browser.__file__).resolve()
-    monkeypatch.setenv("BROWSER", f"{shlex.quote(sys.executable)} {shlex.quote(str(script))} %s &")
-    monkeypatch.setenv("TEST_BROWSER_LOG", str(log))
-    monkeypatch.setenv("TEST_BROWSER_CONTROL", str(tmp_path / "browser.control"))
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
-    # webbrowser reads BROWSER once per process and caches its choice; start from scratch.
-    monkeypatch.setattr(webbrowser, "_tryorder", None)
-    already_running = set(child_pids())  # e.g. the session's D-Bus and keyring daemons
-    yield log
-    left = reap_children(ignore=already_running)
-    assert not left, f"browser processes still running: {left}"
-
-
 # Python's webbrowser drops the Popen of a backgrounded browser while it still runs.
 _POPEN_WARNING = "ignore:subprocess .* is still running:ResourceWarning"
 

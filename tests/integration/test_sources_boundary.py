@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import functools
 import os
-import shlex
 import socket
 import sys
 import threading
-import webbrowser
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,8 +20,6 @@ from broker.core.model import NO_CONTEXT
 from broker.sources._loopback import LoopbackReceiver
 from broker.sources._msal import MsalSource
 from broker.store.keyring_store import KeyringSecretStore
-from tests.support import browser
-from tests.support._procs import child_pids, reap_children
 from tests.support.authority import EntraAuthority
 from tests.support.fakes import FakeClock, profile
 from tests.unit.test_keyring_store_chunking import InMemoryKeyring
@@ -48,20 +44,6 @@ def source(bundle: Path, *, proxy: str = "", can_open_browser: bool = False) -> 
 
     return MsalSource(KeyringSecretStore(InMemoryKeyring()), FakeClock(), http_client_factory=factory,
                       can_open_browser=lambda: can_open_browser)
-
-
-@pytest.fixture
-def scripted_browser(tmp_path: Path, bundle: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    log = tmp_path / "browser.log"
-    script = Path(browser.__file__).resolve()
-    monkeypatch.setenv("BROWSER", f"{shlex.quote(sys.executable)} {shlex.quote(str(script))} %s &")
-    monkeypatch.setenv("TEST_BROWSER_LOG", str(log))
-    monkeypatch.setenv("TEST_BROWSER_CONTROL", str(tmp_path / "browser.control"))
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
-    monkeypatch.setattr(webbrowser, "_tryorder", None)  # webbrowser caches its choice of BROWSER
-    already_running = set(child_pids())
-    yield log
-    assert not reap_children(ignore=already_running)
 
 
 def listening_sockets_of_this_process() -> dict[int, tuple[str, int]]:

@@ -3,13 +3,17 @@ keyring and D-Bus session."""
 
 from __future__ import annotations
 
+import shlex
 import sys
+import webbrowser
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
 import pytest
 
+from tests.support import browser
+from tests.support._procs import child_pids, reap_children
 from tests.support.apiserver import ApiServer
 from tests.support.authority import EntraAuthority
 from tests.support.rig import CLIENT_ID, SERVER_ID, Rig
@@ -85,3 +89,20 @@ def _forget_kubetray_items() -> None:
             item.delete()
     finally:
         connection.close()
+
+
+@pytest.fixture
+def scripted_browser(tmp_path: Path, bundle: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """BROWSER set the way the daemon sets it; yields the launch log."""
+    log = tmp_path / "browser.log"
+    script = Path(browser.__file__).resolve()
+    monkeypatch.setenv("BROWSER", f"{shlex.quote(sys.executable)} {shlex.quote(str(script))} %s &")
+    monkeypatch.setenv("TEST_BROWSER_LOG", str(log))
+    monkeypatch.setenv("TEST_BROWSER_CONTROL", str(tmp_path / "browser.control"))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    # webbrowser reads BROWSER once per process and caches its choice; start from scratch.
+    monkeypatch.setattr(webbrowser, "_tryorder", None)
+    already_running = set(child_pids())  # e.g. the session's D-Bus and keyring daemons
+    yield log
+    left = reap_children(ignore=already_running)
+    assert not left, f"browser processes still running: {left}"
