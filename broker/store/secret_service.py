@@ -48,9 +48,6 @@ class SecretServiceReader:
     def __init__(self, service: str = "kubetray") -> None:
         self._service = service
 
-    def describe(self) -> str:
-        return "SecretService (read-only)"
-
     def load(self, name: str) -> str | None:
         try:
             return self._load(name)

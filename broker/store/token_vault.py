@@ -75,29 +75,16 @@ def decode(text: str) -> Token | None:
 
 
 class KeyringTokenVault:
-    """Reads through ``reader`` (falling back to ``store`` when the reader cannot tell), writes to ``store``.
+    """Reads through ``reader`` when there is one (falling back to ``store`` when it cannot tell);
+    writes to ``store``."""
 
-    ``store`` None: a read-only vault (what the daemon answers its first callers with, before the
-    keyring library has loaded); ``save`` and ``forget`` then raise StoreUnavailable.
-    """
-
-    def __init__(self, store: SecretStore | None, reader: Reader | None = None) -> None:
+    def __init__(self, store: SecretStore, reader: Reader | None = None) -> None:
         self._store = store
         self._reader = reader
 
     def load(self, key: str) -> Token | None:
         name = entry_name(key)
-        text: str | None = None
-        read = False
-        if self._reader is not None:
-            try:
-                text, read = self._reader.load(name), True
-            except StoreUnavailable as exc:
-                log.debug("vault: %s; asking the keyring store", exc.message)
-        if not read:
-            if self._store is None:
-                return None
-            text = self._store.load(name)
+        text = self._read(name)
         if text is None:
             return None
         token = decode(text)
@@ -106,12 +93,15 @@ class KeyringTokenVault:
         return token
 
     def save(self, key: str, token: Token, serve_until: float) -> None:
-        self._writable().save(entry_name(key), encode(token, serve_until))
+        self._store.save(entry_name(key), encode(token, serve_until))
 
     def forget(self, key: str) -> None:
-        self._writable().delete(entry_name(key))
+        self._store.delete(entry_name(key))
 
-    def _writable(self) -> SecretStore:
-        if self._store is None:
-            raise StoreUnavailable("this token vault is read-only")
-        return self._store
+    def _read(self, name: str) -> str | None:
+        if self._reader is not None:
+            try:
+                return self._reader.load(name)
+            except StoreUnavailable as exc:
+                log.debug("vault: %s; asking the keyring store", exc.message)
+        return self._store.load(name)
