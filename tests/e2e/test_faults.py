@@ -11,15 +11,6 @@ from tests.support.rig import Rig
 pytestmark = pytest.mark.e2e
 
 
-def _wait_for(predicate: object, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.5)
-    raise AssertionError("condition not reached in time")
-
-
 def test_a_valid_token_is_served_while_the_provider_fails(rig: Rig) -> None:
     """The real-time smoke: a refresh fails at a provider that answers 503, kubectl keeps working.
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 
+from tests.support.probes import wait_for
 from tests.support.rig import Rig
-from tests.support.tray_harness import wait_for
 
 
 def _requests(rig: Rig) -> list[list[str]]:

@@ -20,10 +20,10 @@ import pytest
 from broker.process import launcher
 from tests.support.apiserver import ApiServer
 from tests.support.authority import EntraAuthority
+from tests.support.probes import wait_for
 from tests.support.rig import SERVER_ID, Rig
 from tests.support.rig_fixtures import AUTHORITIES
 from tests.support.tls import TestCA
-from tests.support.tray_harness import wait_for
 
 EXEC_INFO = json.dumps({"kind": "ExecCredential", "apiVersion": "client.authentication.k8s.io/v1",
                         "spec": {"interactive": False}})

@@ -2,13 +2,15 @@
 
 ``hold`` holds every import of the named packages until released: what probe scripts use to prove that
 something happened before those packages loaded (had it needed one, it would have waited and timed out).
-Install it first thing in a fresh interpreter. ``read_line`` reads one reply line from a socket."""
+Install it first thing in a fresh interpreter. ``read_line`` reads one reply line from a socket;
+``wait_for`` waits, bounded, for a condition another thread or process brings about."""
 
 from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 
@@ -40,3 +42,16 @@ def read_line(sock: Any) -> bytes:
             break
         data += chunk
     return bytes(data)
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    """``condition()``'s first true value, polled every ``interval``; AssertionError naming ``what`` after
+    ``timeout`` seconds (a bound for a slow machine, never a timing that is asserted)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)

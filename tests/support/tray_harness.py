@@ -16,11 +16,12 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from tests.support.probes import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ("Xvfb", "trayer", "xdotool")
@@ -40,17 +41,6 @@ def gtk_problem(python: str = sys.executable) -> str | None:
         return None
     last = (result.stderr.strip().splitlines() or ["unknown error"])[-1]
     return f"PyGObject with GTK 3 is not importable by {python} ({last})"
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 class TrayDesktop:

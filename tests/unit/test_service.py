@@ -11,6 +11,7 @@ from broker.core.errors import LoginFailed, LoginRequired, ProviderUnreachable
 from broker.core.policy import Policy
 from broker.core.service import TokenService
 from tests.support.fakes import FakeClock, FakeSource, MemoryRegistry, ThreadSubmit, profile
+from tests.support.probes import wait_for
 
 
 @pytest.fixture
@@ -90,7 +91,8 @@ def test_due_refresh_runs_in_the_background_before_expiry(
     assert service.run_due() == 0
     clock.t = due
     assert service.run_due() == 1
-    _wait_until(lambda: service.cached(profile()) is not None and service.cached(profile()).access_token == "tok-2")
+    wait_for(lambda: (t := service.cached(profile())) is not None and t.access_token == "tok-2", 5,
+             "the refreshed token")
     assert source.silent_calls[-1] is True  # forced refresh
     assert source.sign_in_calls == 1
 
@@ -107,7 +109,7 @@ def test_failed_refresh_backs_off_and_keeps_serving_the_valid_token(
     assert due1 is not None and clock.now() + 5 <= due1 <= clock.now() + 10
     clock.t = due1
     service.run_due()
-    _wait_until(lambda: (d := service.next_due()) is not None and d > due1)
+    wait_for(lambda: (d := service.next_due()) is not None and d > due1, 5, "the next retry")
     due2 = service.next_due()
     assert due2 is not None and clock.now() + 10 <= due2 <= clock.now() + 20  # exponential
 
@@ -133,7 +135,7 @@ def test_revoked_refresh_marks_sign_in_required_without_opening_a_browser(
     source.silent_error = LoginRequired("revoked")
     clock.t = service.next_due() or 0
     service.run_due()
-    _wait_until(lambda: service.snapshot()[0].state == "sign_in_required")
+    wait_for(lambda: service.snapshot()[0].state == "sign_in_required", 5, "sign-in required")
     assert source.sign_in_calls == 1  # the background refresh never signs in
 
 
@@ -169,20 +171,9 @@ def test_registry_remembers_profiles_without_secrets(
     assert fresh.restore() == 1
     assert fresh.next_due() == 0.0  # warm up at once, silently
     assert fresh.run_due() == 1
-    _wait_until(lambda: fresh.cached(profile()) is not None)
+    wait_for(lambda: fresh.cached(profile()) is not None, 5, "the warmed token")
     assert source.silent_calls[-1] is False
     assert source.sign_in_calls == 1
-
-
-def _wait_until(predicate: object, timeout: float = 5.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.005)
-    raise AssertionError("condition not reached in time")
 
 
 def test_a_deliberate_sign_out_is_remembered_across_a_restart(

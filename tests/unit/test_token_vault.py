@@ -15,6 +15,7 @@ from broker.core.service import TokenService
 from broker.store import token_vault
 from broker.store.token_vault import KeyringTokenVault
 from tests.support.fakes import FakeClock, FakeSource, MemoryRegistry, MemoryStore, ThreadSubmit, profile
+from tests.support.probes import wait_for
 
 
 class FailingStore(MemoryStore):
@@ -56,23 +57,13 @@ def _service(clock: FakeClock, submit: ThreadSubmit, store: MemoryStore, source:
                         vault=KeyringTokenVault(store), rand=lambda: 0.5)
 
 
-def _wait_for(predicate: object, what: str) -> None:
-    """The vault write follows the callers' answer on the flight's thread: wait for it (bounded)."""
-    done = threading.Event()
-    for _ in range(500):
-        if predicate():  # type: ignore[operator]
-            return
-        done.wait(0.01)
-    raise AssertionError(what)
-
-
 def test_a_new_token_is_kept_and_a_restarted_service_answers_from_it_without_its_source(
         clock: FakeClock, submit: ThreadSubmit, store: MemoryStore) -> None:
     first_source = FakeSource(clock)
     first = _service(clock, submit, store, first_source)
     token = first.get_token(profile(), person_present=True).result(5)
     name = token_vault.entry_name(profile().key)
-    _wait_for(lambda: name in store.items, "the token was not kept in the vault")
+    wait_for(lambda: name in store.items, 5, "the token was not kept in the vault")
     assert token.access_token not in name
 
     clock.advance(600)  # a restart ten minutes later: memory is gone, the vault is not
@@ -91,7 +82,7 @@ def test_a_new_token_is_kept_and_a_restarted_service_answers_from_it_without_its
 def test_a_kept_token_past_its_serving_window_is_not_served(clock: FakeClock, submit: ThreadSubmit,
                                                             store: MemoryStore) -> None:
     _service(clock, submit, store).get_token(profile(), person_present=True).result(5)
-    _wait_for(lambda: store.items, "nothing kept")
+    wait_for(lambda: store.items, 5, "nothing kept")
     clock.advance(3600 - 60)  # inside the last two minutes: kubectl would get an expiry in the past
     source = FakeSource(clock)
     source.signed_in = True
@@ -108,7 +99,7 @@ def test_modes_that_keep_no_sign_in_keep_no_token(clock: FakeClock, submit: Thre
     for login in ("spn", "msi", "azurecli", "workloadidentity"):
         service.get_token(profile(login=login), person_present=False).result(5)
     service.get_token(profile(), person_present=True).result(5)  # and one that does, to wait on
-    _wait_for(lambda: store.items, "nothing kept")
+    wait_for(lambda: store.items, 5, "nothing kept")
     assert list(store.items) == [token_vault.entry_name(profile().key)]
 
 
@@ -117,7 +108,7 @@ def test_a_profile_known_to_need_a_sign_in_is_not_answered_from_the_vault(
     registry = MemoryRegistry()
     first = _service(clock, submit, store, registry=registry)
     first.get_token(profile(), person_present=True).result(5)
-    _wait_for(lambda: store.items, "nothing kept")
+    wait_for(lambda: store.items, 5, "nothing kept")
     for record in registry.records:
         record["needs_sign_in"] = True  # e.g. the refresh token was revoked before the restart
     source = FakeSource(clock)
@@ -131,7 +122,7 @@ def test_a_profile_known_to_need_a_sign_in_is_not_answered_from_the_vault(
 def test_logout_forgets_the_kept_token(clock: FakeClock, submit: ThreadSubmit, store: MemoryStore) -> None:
     service = _service(clock, submit, store)
     service.get_token(profile(), person_present=True).result(5)
-    _wait_for(lambda: store.items, "nothing kept")
+    wait_for(lambda: store.items, 5, "nothing kept")
     service.logout(profile().key)
     assert store.items == {}
 
@@ -141,10 +132,10 @@ def test_a_refresh_overtaken_by_logout_keeps_nothing_in_the_vault(clock: FakeClo
     source = FakeSource(clock)
     service = _service(clock, submit, store, source)
     service.get_token(profile(), person_present=True).result(5)
-    _wait_for(lambda: store.items, "nothing kept")
+    wait_for(lambda: store.items, 5, "nothing kept")
     source.silent_gate = threading.Event()
     refreshing = service.refresh(profile().key)
-    _wait_for(lambda: len(source.silent_calls) == 1, "the refresh did not start")
+    wait_for(lambda: len(source.silent_calls) == 1, 5, "the refresh did not start")
     service.logout(profile().key)
     source.signed_in = True  # the provider would still have answered
     source.silent_gate.set()
@@ -159,7 +150,7 @@ def test_a_vault_that_cannot_be_written_costs_only_the_next_restart(
     service = _service(clock, submit, FailingStore())
     token = service.get_token(profile(), person_present=True).result(5)
     assert token.access_token == "tok-1"
-    _wait_for(lambda: "could not keep the token" in caplog.text, "the failure was not logged")
+    wait_for(lambda: "could not keep the token" in caplog.text, 5, "the failure was not logged")
     assert token.access_token not in caplog.text
 
 
@@ -193,12 +184,12 @@ def test_a_profile_known_from_before_the_restart_warms_up_from_the_vault(clock: 
                                                                         store: MemoryStore) -> None:
     registry = MemoryRegistry()
     _service(clock, submit, store, registry=registry).get_token(profile(), person_present=True).result(5)
-    _wait_for(lambda: store.items, "nothing kept")
+    wait_for(lambda: store.items, 5, "nothing kept")
     source = FakeSource(clock)
     restarted = _service(clock, submit, store, source, registry)
     assert restarted.restore() == 1
     assert restarted.run_due() == 1  # the warm-up of the remembered profile
-    _wait_for(lambda: restarted.snapshot()[0].state == "ok", "the warm-up did not take the kept token")
+    wait_for(lambda: restarted.snapshot()[0].state == "ok", 5, "the warm-up did not take the kept token")
     assert source.silent_calls == []  # no sign-in source (msal, the provider) was needed for it
     assert restarted.next_due() is not None and restarted.next_due() > clock.now()  # refreshed at its time
 
