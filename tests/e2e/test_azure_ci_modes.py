@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import stat
-import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.test_entra_modes import SECRET, SP_ID, _no_secret_at_rest, _ok, erig  # noqa: F401
+from tests.support import fake_cli
 from tests.support.pipelines import PipelinesOidc
 from tests.support.rig import SERVER_ID, Rig
 from tests.support.tls import TestCA
@@ -26,24 +24,15 @@ pytestmark = pytest.mark.e2e
 
 SERVICE_CONNECTION = "5f6e7d8c-9b0a-4c1d-8e2f-3a4b5c6d7e8f"
 
-_FAKE_AZD = textwrap.dedent('''\
-    #!{python}
-    """A stand-in Azure Developer CLI: `azd auth token` with a real token from the test authority."""
-    import datetime, json, os, ssl, sys, urllib.parse, urllib.request
-    here = os.path.dirname(os.path.abspath(__file__))
-    with open(os.path.join(here, "azd.log"), "a") as log:
-        log.write(" ".join(sys.argv[1:]) + "\\n")
-    if os.path.exists(os.path.join(here, "logged-out")):
-        sys.stderr.write("ERROR: fetching token: not logged in, run `azd auth login` to login\\n")
-        sys.exit(1)
-    form = urllib.parse.urlencode({{"grant_type": "client_credentials", "client_id": "{sp}",
-                                   "client_secret": "{secret}", "scope": "{server}/.default"}}).encode()
-    ctx = ssl.create_default_context(cafile=os.environ["REQUESTS_CA_BUNDLE"])
-    with urllib.request.urlopen("{token_url}", form, context=ctx) as r:
-        reply = json.load(r)
-    expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=reply["expires_in"])
-    print(json.dumps({{"token": reply["access_token"], "expiresOn": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}}))
-''')
+def _fake_azd(directory: Path, token_url: str) -> Path:
+    """The stand-in Azure Developer CLI: `azd auth token` with a real token from the test authority."""
+    expires = ('now = datetime.datetime.now(datetime.timezone.utc)\n'
+               'until = now + datetime.timedelta(seconds=reply["expires_in"])\n'
+               'print(json.dumps({"token": reply["access_token"],\n'
+               '                  "expiresOn": until.strftime("%Y-%m-%dT%H:%M:%SZ")}))\n')
+    return fake_cli.install(directory, "azd", doc="A stand-in Azure Developer CLI: `azd auth token`.",
+                            logged_out=fake_cli.AZD_LOGGED_OUT,
+                            body=fake_cli.client_credentials(SP_ID, SECRET, SERVER_ID, token_url) + expires)
 
 
 def _args(rig: Rig, login: str, *extra: str, drop: tuple[str, ...] = ()) -> None:
@@ -61,12 +50,7 @@ def _args(rig: Rig, login: str, *extra: str, drop: tuple[str, ...] = ()) -> None
 
 def test_azd_runs_azd_auth_token_for_the_server_scope_and_tenant(erig: Rig, tmp_path: Path) -> None:  # noqa: F811
     erig.authority.register_client_secret(SP_ID, SECRET)
-    bin_dir = tmp_path / "azd-bin"
-    bin_dir.mkdir()
-    azd = bin_dir / "azd"
-    azd.write_text(_FAKE_AZD.format(python=sys.executable, sp=SP_ID, secret=SECRET, server=SERVER_ID,
-                                    token_url=f"{erig.authority.authority_url}/oauth2/v2.0/token"))
-    azd.chmod(azd.stat().st_mode | stat.S_IXUSR)
+    bin_dir = _fake_azd(tmp_path / "azd-bin", f"{erig.authority.authority_url}/oauth2/v2.0/token")
     erig.env["PATH"] = f"{bin_dir}{os.pathsep}{erig.env['PATH']}"
     _args(erig, "azd")
     _ok(erig)
@@ -79,12 +63,7 @@ def test_azd_runs_azd_auth_token_for_the_server_scope_and_tenant(erig: Rig, tmp_
 
 
 def test_azd_not_signed_in_says_run_azd_auth_login(erig: Rig, tmp_path: Path) -> None:  # noqa: F811
-    bin_dir = tmp_path / "azd-bin"
-    bin_dir.mkdir()
-    azd = bin_dir / "azd"
-    azd.write_text(_FAKE_AZD.format(python=sys.executable, sp=SP_ID, secret=SECRET, server=SERVER_ID,
-                                    token_url="https://127.0.0.1:9/unused"))
-    azd.chmod(azd.stat().st_mode | stat.S_IXUSR)
+    bin_dir = _fake_azd(tmp_path / "azd-bin", "https://127.0.0.1:9/unused")
     (bin_dir / "logged-out").touch()
     erig.env["PATH"] = f"{bin_dir}{os.pathsep}{erig.env['PATH']}"
     _args(erig, "azd")

@@ -9,9 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import stat
 import sys
-import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
+from tests.support import fake_cli
 from tests.support._http import RigHandler, TLSHTTPServer
 from tests.support.apiserver import ApiServer
 from tests.support.authority import EntraAuthority
@@ -241,38 +240,17 @@ def test_managed_identity_through_an_app_service_endpoint(erig: Rig) -> None:
         thread.join()
 
 
-_FAKE_AZ = textwrap.dedent('''\
-    #!{python}
-    """A stand-in Azure CLI: a real client-credentials token from the test authority, or az's error."""
-    import json, os, ssl, sys, time, urllib.parse, urllib.request
-    here = os.path.dirname(os.path.abspath(__file__))
-    with open(os.path.join(here, "az.log"), "a") as log:
-        log.write(" ".join(sys.argv[1:]) + "\\n")
-    if os.path.exists(os.path.join(here, "logged-out")):
-        sys.stderr.write("ERROR: Please run 'az login' to setup account.\\n")
-        sys.exit(1)
-    form = urllib.parse.urlencode({{"grant_type": "client_credentials", "client_id": "{sp}",
-                                   "client_secret": "{secret}", "scope": "{server}/.default"}}).encode()
-    ctx = ssl.create_default_context(cafile=os.environ["REQUESTS_CA_BUNDLE"])
-    with urllib.request.urlopen("{token_url}", form, context=ctx) as r:
-        reply = json.load(r)
-    print(json.dumps({{"accessToken": reply["access_token"], "expires_on": int(time.time()) + 20,
-                      "tenant": "{tenant}", "tokenType": "Bearer"}}))
-''')
-
-
 def fake_az(erig: Rig, tmp_path: Path) -> Path:
     """A directory holding the stand-in ``az`` (its calls logged to az.log there), whose service principal
     the rig's authority knows."""
     erig.authority.register_client_secret(SP_ID, SECRET)
-    bin_dir = tmp_path / "az-bin"
-    bin_dir.mkdir()
-    az = bin_dir / "az"
-    az.write_text(_FAKE_AZ.format(python=sys.executable, sp=SP_ID, secret=SECRET, server=SERVER_ID,
-                                  tenant=erig.authority.tenant_id,
-                                  token_url=f"{erig.authority.authority_url}/oauth2/v2.0/token"))
-    az.chmod(az.stat().st_mode | stat.S_IXUSR)
-    return bin_dir
+    token = fake_cli.client_credentials(SP_ID, SECRET, SERVER_ID, f"{erig.authority.authority_url}/oauth2/v2.0/token")
+    answer = {"tenant": erig.authority.tenant_id, "tokenType": "Bearer"}
+    return fake_cli.install(
+        tmp_path / "az-bin", "az", doc="A stand-in Azure CLI: a real client-credentials token from the test authority.",
+        logged_out=fake_cli.AZ_LOGGED_OUT,
+        body=token + f'print(json.dumps({{**{answer!r}, "accessToken": reply["access_token"], '
+                     '"expires_on": int(time.time()) + 20}))\n')
 
 
 def test_azurecli_passes_tenant_and_subscription_and_az_logout_takes_effect(erig: Rig, tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import jwt
 import pytest
 
+from tests.support import fake_cli
 from tests.support.headless import Headless, credential
 from tests.support.rig import SERVER_ID
 from tests.support.tls import TestCA
@@ -146,29 +146,14 @@ def test_a_restarted_daemon_refreshes_an_expired_id_token_msal_still_caches(make
     assert h.authority.counts["token.refresh_token"] == 1
 
 
-_FAKE_AZ = '''#!{python}
-"""A stand-in Azure CLI: prints the token the test left in next.json, or az's error once logged out."""
-import os, sys
-here = os.path.dirname(os.path.abspath(__file__))
-with open(os.path.join(here, "az.log"), "a") as log:
-    log.write(" ".join(sys.argv[1:]) + "\\n")
-if os.path.exists(os.path.join(here, "logged-out")):
-    sys.stderr.write("ERROR: Please run 'az login' to setup account.\\n")
-    sys.exit(1)
-with open(os.path.join(here, "next.json")) as f:
-    sys.stdout.write(f.read())
-'''
-
-
 def test_azurecli_is_served_no_longer_than_its_own_expiry_and_az_runs_only_when_needed(
     make: Any, tmp_path: Path,
 ) -> None:
     h = make()
-    bin_dir = tmp_path / "az-bin"
-    bin_dir.mkdir()
-    az = bin_dir / "az"
-    az.write_text(_FAKE_AZ.format(python=sys.executable))
-    az.chmod(0o755)
+    bin_dir = fake_cli.install(tmp_path / "az-bin", "az", logged_out=fake_cli.AZ_LOGGED_OUT,
+                               doc="A stand-in Azure CLI: prints the token the test left in next.json.",
+                               body='with open(os.path.join(here, "next.json")) as f:\n'
+                                    '    sys.stdout.write(f.read())\n')
     kubectl_env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}  # kubectl's PATH (the shim forwards it)
     token = h.authority.issue_access_token(SERVER_ID, f"{SERVER_ID}/.default", lifetime=60)
     expires_on = int(h.clock.now()) + 60
