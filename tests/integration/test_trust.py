@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.readable import other_user_python, reachable_by_others, readable_copy, shim_launcher
 from tests.support.rig import BIN, Rig, shim_command
 
 ATTACKER = 65534
@@ -60,9 +61,19 @@ def _procs_of(uid: int) -> list[int]:
 
 @dataclass
 class Victim:
+    """Another user with a home of their own, running kubetray from a copy any uid can read (the
+    checkout may sit in a 0700 home): its shim, and the CLI's client."""
+
     uid: int
     home: Path
     precious: Path
+    shim_path: str
+    readable: Path
+
+    def cli(self, *args: str, **extra: str) -> subprocess.CompletedProcess[bytes]:
+        code = f"import sys; sys.path.insert(0, {str(self.readable)!r}); from broker.cli.main import main; main()"
+        return subprocess.run([*_as(self.uid), other_user_python(), "-I", "-c", code, *args], env=self.env(**extra),
+                              capture_output=True, timeout=60, check=False, cwd="/")
 
     def env(self, **extra: str) -> dict[str, str]:
         return {"HOME": str(self.home), "USER": "victim", "LOGNAME": "victim", "PATH": f"{BIN}:/usr/bin:/bin",
@@ -78,7 +89,7 @@ class Victim:
                               env=self.env(**extra), capture_output=True, timeout=90, check=False, cwd="/")
 
     def shim(self, **extra: str) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run([*_as(self.uid), shim_command(), *self.shim_args()], env=self.env(**extra),
+        return subprocess.run([*_as(self.uid), self.shim_path, *self.shim_args()], env=self.env(**extra),
                               capture_output=True, timeout=60, check=False, cwd="/", stdin=subprocess.DEVNULL)
 
 
@@ -88,11 +99,16 @@ def victim() -> Iterator[Victim]:
     home = Path(tempfile.mkdtemp(prefix="kubetray-victim-"))
     precious = home / "precious.txt"
     precious.write_text("the victim's own file\n")
+    readable = readable_copy(libraries=("ruamel.yaml",))
+    # The daemon the victim's shim starts: this venv's, where another uid can reach it (then it starts and
+    # finds no keyring for the victim); from a 0700 checkout it cannot start at all. Either way: no daemon.
+    daemon_python = sys.executable if reachable_by_others(sys.executable) else other_user_python()
+    victim = Victim(uid, home, precious, shim_launcher(readable, daemon_python), readable)
     config = {"apiVersion": "v1", "kind": "Config",
               "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:9"}}],
               "users": [{"name": "u", "user": {"exec": {
-                  "apiVersion": "client.authentication.k8s.io/v1", "command": shim_command(),
-                  "args": Victim(uid, home, precious).shim_args(), "interactiveMode": "Never"}}}],
+                  "apiVersion": "client.authentication.k8s.io/v1", "command": victim.shim_path,
+                  "args": victim.shim_args(), "interactiveMode": "Never"}}}],
               "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}], "current-context": "c"}
     (home / "kubeconfig").write_text(json.dumps(config))
     for path in (home, precious, home / "kubeconfig"):
@@ -100,8 +116,9 @@ def victim() -> Iterator[Victim]:
     os.chmod(home, 0o700)
     os.chmod(precious, 0o600)
     try:
-        yield Victim(uid, home, precious)
+        yield victim
     finally:
+        shutil.rmtree(readable, ignore_errors=True)
         for pid in _procs_of(uid):  # a daemon the victim's shim may have started: ours, by pid
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -223,8 +240,7 @@ def test_a_foreign_listener_in_the_victims_own_directory_receives_zero_bytes(
     heard = attacker_listener.heard()
     assert heard and all(line.startswith("connection 0 bytes") for line in heard), heard  # connected, sent nothing
     # the broker's own client refuses the same way
-    status = subprocess.run([*_as(victim.uid), str(BIN / "kubetray"), "stop"], env=victim.env(**env),
-                            capture_output=True, timeout=60, check=False, cwd="/")
+    status = victim.cli("stop", **env)
     assert status.returncode == 2
     assert b"answered by a process of uid 65534" in status.stderr and status.stderr.count(b"\n") == 1
     assert all(line.startswith("connection 0 bytes") for line in attacker_listener.heard())
